@@ -1,0 +1,158 @@
+//go:build cgo
+
+package backbone
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// The ONNX Runtime environment is process-wide in the C library itself, so
+// its lifetime is counted here: the first Open initialises it and the last
+// Destroy releases it. This is the only package-level state, and it mirrors
+// state that already lives in the C library.
+var env struct {
+	mu   sync.Mutex
+	refs int
+	lib  string
+}
+
+func acquireEnv(lib string) error {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.refs > 0 {
+		if lib != env.lib {
+			return fmt.Errorf("onnxruntime already loaded from %s, cannot also load %s", env.lib, lib)
+		}
+		env.refs++
+		return nil
+	}
+	ort.SetSharedLibraryPath(lib)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		return fmt.Errorf("initialising onnxruntime from %s: %w", lib, err)
+	}
+	env.refs, env.lib = 1, lib
+	return nil
+}
+
+func releaseEnv() {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	env.refs--
+	if env.refs == 0 {
+		_ = ort.DestroyEnvironment()
+	}
+}
+
+// Session runs one model, created once and reused for every batch. It is
+// safe for concurrent use: ONNX Runtime allows concurrent Run calls on one
+// session.
+type Session struct {
+	spec Spec
+	sess *ort.DynamicAdvancedSession
+	once sync.Once
+}
+
+// Open verifies the model file and starts a session for it.
+func Open(spec Spec, modelDir string, opt Options) (*Session, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	path, err := spec.ModelPath(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := FindLibrary(opt.Library)
+	if err != nil {
+		return nil, err
+	}
+	if err := acquireEnv(lib); err != nil {
+		return nil, err
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		releaseEnv()
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	defer so.Destroy()
+	threads := opt.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	if err := so.SetIntraOpNumThreads(threads); err != nil {
+		releaseEnv()
+		return nil, fmt.Errorf("intra-op threads: %w", err)
+	}
+	if err := so.SetInterOpNumThreads(1); err != nil {
+		releaseEnv()
+		return nil, fmt.Errorf("inter-op threads: %w", err)
+	}
+	sess, err := ort.NewDynamicAdvancedSession(path, []string{spec.Input}, []string{spec.Output}, so)
+	if err != nil {
+		releaseEnv()
+		return nil, fmt.Errorf("model %s (%s): %w", spec.Name, path, err)
+	}
+	return &Session{spec: spec, sess: sess}, nil
+}
+
+// Spec returns the spec the session was opened with.
+func (s *Session) Spec() Spec { return s.spec }
+
+// Run feeds a batch of n images of h×w pixels, laid out as the spec's Layout,
+// and returns the output as NCHW. The context is checked before the call;
+// ONNX Runtime itself cannot be interrupted midway here.
+func (s *Session) Run(ctx context.Context, input []float32, n, h, w int) (FeatureMap, error) {
+	if err := ctx.Err(); err != nil {
+		return FeatureMap{}, err
+	}
+	if n <= 0 || h <= 0 || w <= 0 || len(input) != n*3*h*w {
+		return FeatureMap{}, fmt.Errorf("backbone %s: input of %d floats does not match %d×3×%d×%d", s.spec.Name, len(input), n, h, w)
+	}
+	shape := ort.NewShape(int64(n), 3, int64(h), int64(w))
+	if s.spec.Norm().Layout == "NHWC" {
+		shape = ort.NewShape(int64(n), int64(h), int64(w), 3)
+	}
+	in, err := ort.NewTensor(shape, input)
+	if err != nil {
+		return FeatureMap{}, fmt.Errorf("backbone %s: input tensor: %w", s.spec.Name, err)
+	}
+	defer in.Destroy()
+	outs := []ort.Value{nil}
+	if err := s.sess.Run([]ort.Value{in}, outs); err != nil {
+		return FeatureMap{}, fmt.Errorf("backbone %s: run %d×%d×%d: %w", s.spec.Name, n, h, w, err)
+	}
+	defer outs[0].Destroy()
+	t, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		return FeatureMap{}, fmt.Errorf("backbone %s: output %s is not float32", s.spec.Name, s.spec.Output)
+	}
+	dims := t.GetShape()
+	fm := FeatureMap{N: n, H: 1, W: 1}
+	switch len(dims) {
+	case 2:
+		fm.C = int(dims[1])
+	case 4:
+		fm.C, fm.H, fm.W = int(dims[1]), int(dims[2]), int(dims[3])
+	default:
+		return FeatureMap{}, fmt.Errorf("backbone %s: output shape %v is neither N×C nor N×C×H×W", s.spec.Name, dims)
+	}
+	if int(dims[0]) != n || fm.C != s.spec.Channels {
+		return FeatureMap{}, fmt.Errorf("backbone %s: output shape %v, expected %d×%d×…", s.spec.Name, dims, n, s.spec.Channels)
+	}
+	fm.Data = append([]float32(nil), t.GetData()...)
+	return fm, nil
+}
+
+// Destroy releases the native session; calling it twice is harmless.
+func (s *Session) Destroy() error {
+	var err error
+	s.once.Do(func() {
+		err = s.sess.Destroy()
+		releaseEnv()
+	})
+	return err
+}

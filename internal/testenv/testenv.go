@@ -1,0 +1,45 @@
+// Package testenv finds the runtime, models and data that integration tests
+// need, skipping visibly when they are missing, except under CI=true, where a
+// missing piece is a failure (a green CI must not hide a skipped test).
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"prodsearch/internal/backbone"
+)
+
+// Require skips (or, under CI=true, fails) the test when err is not nil.
+func Require(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required under CI=true: %v", what, err)
+	}
+	t.Skipf("SKIP: %s missing: %v (run `make setup` with ../shared beside the clone)", what, err)
+}
+
+// Models returns the verified model directory and runtime library.
+func Models(t testing.TB) (dir, lib string) {
+	t.Helper()
+	lib, err := backbone.FindLibrary("")
+	Require(t, "ONNX Runtime library", err)
+	dir, err = backbone.FindModelDir("")
+	Require(t, "model directory", err)
+	return dir, lib
+}
+
+// GroceryStore returns the splits directory of ../shared/data/grocerystore.
+func GroceryStore(t testing.TB) string {
+	t.Helper()
+	models, err := backbone.FindModelDir("")
+	Require(t, "shared directory", err)
+	dir := filepath.Join(filepath.Dir(models), "data", "grocerystore", "splits")
+	_, err = os.Stat(filepath.Join(dir, "query.tsv"))
+	Require(t, "GroceryStore data", err)
+	return dir
+}
