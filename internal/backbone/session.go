@@ -17,4 +17,3 @@ func (f FeatureMap) At(i int) []float32 {
 	n := f.C * f.H * f.W
 	return f.Data[i*n : (i+1)*n]
 }
-

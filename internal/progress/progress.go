@@ -61,7 +61,7 @@ func Line(label string, done, total int, elapsed time.Duration) string {
 	}
 	eta := "?"
 	if rate > 0 && total >= done {
-		eta = (time.Duration(float64(total-done)/rate*float64(time.Second))).Round(time.Second).String()
+		eta = (time.Duration(float64(total-done) / rate * float64(time.Second))).Round(time.Second).String()
 	}
 	pct := 100.0
 	if total > 0 {
