@@ -1,0 +1,228 @@
+// Package describe turns images into retrieval descriptors: resize (keep
+// aspect, short side S), run the backbone, pool the feature map (GeM, GAP or
+// max), average over scales and horizontal flips, L2-normalise, then apply the
+// learned head if the bundle has one.
+package describe
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"sort"
+	"time"
+
+	"prodsearch/internal/backbone"
+	"prodsearch/internal/imageio"
+)
+
+// Settings choose how a feature map becomes a descriptor. They are part of a
+// model bundle: two indexes built with different settings are not comparable.
+type Settings struct {
+	Scales  []int   `json:"scales"`             // short sides in pixels, e.g. [224] or [224, 320]
+	Flip    bool    `json:"flip"`               // also describe the mirrored image
+	Pool    string  `json:"pool"`               // gem, gap or max
+	P       float64 `json:"p,omitempty"`        // GeM exponent
+	MaxLong int     `json:"max_long,omitempty"` // cap on the long side after resizing (0 = 2×short)
+}
+
+// DefaultSettings are the measured defaults (see README: GeM p=3 over two
+// scales with flips won on held-out training classes).
+func DefaultSettings() Settings {
+	return Settings{Scales: []int{224}, Flip: false, Pool: PoolGeM, P: 3}
+}
+
+// Validate rejects settings that would fail or silently mean something else.
+func (s Settings) Validate(spec backbone.Spec) error {
+	if len(s.Scales) == 0 {
+		return errors.New("describe: at least one scale is required")
+	}
+	for _, sc := range s.Scales {
+		if sc < spec.MinSize || sc <= 0 || sc > 4096 {
+			return fmt.Errorf("describe: scale %d outside [%d, 4096] for backbone %s", sc, max(spec.MinSize, 1), spec.Name)
+		}
+	}
+	switch s.Pool {
+	case PoolGeM:
+		if s.P <= 0 {
+			return fmt.Errorf("describe: GeM p must be positive, got %v", s.P)
+		}
+	case PoolGAP, PoolMax:
+	default:
+		return fmt.Errorf("describe: unknown pooling %q (want gem, gap or max)", s.Pool)
+	}
+	if spec.OutputKind == backbone.OutputVector && s.Pool != PoolGAP {
+		return fmt.Errorf("describe: backbone %s outputs a pooled vector; only pool=gap applies", spec.Name)
+	}
+	return nil
+}
+
+// Key identifies backbone + settings: descriptors with equal keys are
+// interchangeable, so it keys the descriptor cache.
+func Key(spec backbone.Spec, s Settings) string {
+	sc := append([]int(nil), s.Scales...)
+	sort.Ints(sc)
+	s.Scales = sc
+	if s.Pool != PoolGeM {
+		s.P = 0
+	}
+	b, _ := json.Marshal(struct {
+		Model string   `json:"model"`
+		Out   string   `json:"out"`
+		S     Settings `json:"s"`
+		Norm  imageio.PixelNorm
+	}{spec.SHA256, spec.Output, s, spec.Norm()})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:12])
+}
+
+// Runner is what a Describer needs from a backbone session.
+type Runner interface {
+	Spec() backbone.Spec
+	Run(ctx context.Context, input []float32, n, h, w int) (backbone.FeatureMap, error)
+}
+
+// Timing accumulates where describe time goes, for benchmarks and /metrics.
+type Timing struct {
+	Resize, Tensor, Infer, Pool time.Duration
+}
+
+// Add sums two timings.
+func (t *Timing) Add(o Timing) {
+	t.Resize += o.Resize
+	t.Tensor += o.Tensor
+	t.Infer += o.Infer
+	t.Pool += o.Pool
+}
+
+// Describer computes backbone descriptors (before any head). It is safe for
+// concurrent use when its Runner is.
+type Describer struct {
+	run  Runner
+	set  Settings
+	key  string
+	norm imageio.PixelNorm
+}
+
+// New checks the settings against the backbone.
+func New(r Runner, s Settings) (*Describer, error) {
+	spec := r.Spec()
+	if err := s.Validate(spec); err != nil {
+		return nil, err
+	}
+	return &Describer{run: r, set: s, key: Key(spec, s), norm: spec.Norm()}, nil
+}
+
+// Key is the cache key of this backbone and settings.
+func (d *Describer) Key() string { return d.key }
+
+// Settings returns the settings in use.
+func (d *Describer) Settings() Settings { return d.set }
+
+// Dim is the descriptor length before any head.
+func (d *Describer) Dim() int { return d.run.Spec().Channels }
+
+// Describe returns the L2-normalised descriptor of one image.
+func (d *Describer) Describe(ctx context.Context, img image.Image) ([]float32, error) {
+	out, _, err := d.DescribeBatch(ctx, []image.Image{img})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// view is one resized image waiting for inference.
+type view struct {
+	img  int // which input image
+	rgba *image.RGBA
+	flip bool
+}
+
+// DescribeBatch describes several images, running the backbone on batches of
+// equal-sized views (one batch per scale for same-shaped photos).
+func (d *Describer) DescribeBatch(ctx context.Context, imgs []image.Image) ([][]float32, Timing, error) {
+	var tm Timing
+	spec := d.run.Spec()
+	c := spec.Channels
+	acc := make([][]float32, len(imgs))
+	for i := range acc {
+		acc[i] = make([]float32, c)
+	}
+	pooled := make([]float32, c)
+	for _, s := range d.set.Scales {
+		t0 := time.Now()
+		groups := map[image.Point][]view{}
+		var order []image.Point
+		for i, img := range imgs {
+			if img == nil || img.Bounds().Empty() {
+				return nil, tm, fmt.Errorf("describe: image %d is empty", i)
+			}
+			r := d.resize(img, s)
+			sz := r.Rect.Size()
+			if _, ok := groups[sz]; !ok {
+				order = append(order, sz)
+			}
+			groups[sz] = append(groups[sz], view{img: i, rgba: r})
+			if d.set.Flip {
+				groups[sz] = append(groups[sz], view{img: i, rgba: r, flip: true})
+			}
+		}
+		tm.Resize += time.Since(t0)
+		for _, sz := range order {
+			vs := groups[sz]
+			t1 := time.Now()
+			per := 3 * sz.X * sz.Y
+			input := make([]float32, len(vs)*per)
+			for j, v := range vs {
+				if err := imageio.FillTensor(input[j*per:(j+1)*per], v.rgba, d.norm, v.flip); err != nil {
+					return nil, tm, fmt.Errorf("describe: %w", err)
+				}
+			}
+			t2 := time.Now()
+			tm.Tensor += t2.Sub(t1)
+			fm, err := d.run.Run(ctx, input, len(vs), sz.Y, sz.X)
+			if err != nil {
+				return nil, tm, err
+			}
+			t3 := time.Now()
+			tm.Infer += t3.Sub(t2)
+			for j, v := range vs {
+				if err := Pool(pooled, fm.At(j), fm.C, fm.H*fm.W, d.set.Pool, d.set.P); err != nil {
+					return nil, tm, err
+				}
+				Normalize(pooled)
+				a := acc[v.img]
+				for k, x := range pooled {
+					a[k] += x
+				}
+			}
+			tm.Pool += time.Since(t3)
+		}
+	}
+	for _, a := range acc {
+		Normalize(a)
+	}
+	return acc, tm, nil
+}
+
+// resize scales to short side s, capping the long side so a panorama cannot
+// blow up inference memory.
+func (d *Describer) resize(img image.Image, s int) *image.RGBA {
+	maxLong := d.set.MaxLong
+	if maxLong <= 0 {
+		maxLong = 2 * s
+	}
+	b := img.Bounds()
+	short, long := b.Dx(), b.Dy()
+	if short > long {
+		short, long = long, short
+	}
+	if long*s > maxLong*short {
+		// Scale by the long side instead; the short side ends below s.
+		s = max(1, maxLong*short/long)
+	}
+	return imageio.ResizeShort(img, max(s, d.run.Spec().MinSize))
+}
