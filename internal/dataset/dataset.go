@@ -1,0 +1,276 @@
+// Package dataset turns the three on-disk forms a retrieval split comes in
+// (a TSV manifest, class folders, the hackathon's flat folder) into one list
+// of items, so every command sees the same IDs, paths and labels and an
+// ambiguous or duplicated input fails loudly instead of skewing a score.
+package dataset
+
+import (
+	"bufio"
+	"cmp"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Format records which on-disk form a Set was read from, because the form
+// decides what an ID means (manifest path, relative path or bare file stem).
+type Format int
+
+// The forms Load recognises.
+const (
+	// Manifest is a TSV file of `path<TAB>label` lines.
+	Manifest Format = iota + 1
+	// ClassFolders is a directory tree whose leaf folders name the classes.
+	ClassFolders
+	// FlatFolder is a directory holding unlabeled images directly, as in the
+	// hackathon's test/test_data/query and .../reference.
+	FlatFolder
+)
+
+// String names the format for logs and reports.
+func (f Format) String() string {
+	switch f {
+	case Manifest:
+		return "manifest"
+	case ClassFolders:
+		return "class-folders"
+	case FlatFolder:
+		return "flat-folder"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// Item is one image. ID is what rankings and label maps refer to; Path is
+// ready to open from the current directory; Label is "" when unlabeled.
+type Item struct {
+	ID    string
+	Path  string
+	Label string
+}
+
+// Set is everything Load found in one source, in a deterministic order.
+type Set struct {
+	Source string
+	Format Format
+	Items  []Item
+}
+
+// Labels maps each labeled item's ID to its label, the shape the evaluator
+// takes. Unlabeled items are left out, so a set that cannot be scored shows
+// up as unknown IDs rather than as a class named "".
+func (s *Set) Labels() map[string]string {
+	m := make(map[string]string, len(s.Items))
+	for _, it := range s.Items {
+		if it.Label != "" {
+			m[it.ID] = it.Label
+		}
+	}
+	return m
+}
+
+// IsImage reports whether name has an image extension Load accepts
+// (.jpg .jpeg .png .gif .webp, any case), so other tools agree with Load on
+// what counts as an image.
+func IsImage(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".jpg", ".jpeg", ".png", ".gif", ".webp":
+		return true
+	}
+	return false
+}
+
+// Load reads src, choosing the form from what it is:
+//
+//   - a regular file is a TSV manifest: `path<TAB>label` per line, label
+//     column optional (absent or empty means unlabeled), blank lines and lines
+//     starting with '#' skipped, a trailing '\r' ignored, and spaces around
+//     each field trimmed. Relative paths are resolved against the manifest's
+//     directory. ID is the path exactly as written, because base names repeat
+//     across classes in real data. Items keep manifest order. The images are
+//     not opened or checked for existence.
+//   - a directory with image files in subdirectories (and none directly
+//     inside) is class folders: ID is the slash-separated path relative to
+//     src, and Label is the directory holding the image, relative to src.
+//   - a directory with image files directly inside (and none in
+//     subdirectories) is a flat folder: ID is the file name without
+//     directory or extension, as the challenge required, and Label is "".
+//
+// In directories, hidden files and directories are skipped, symbolic links
+// to directories are not followed, and items are sorted by ID. Images both
+// at the top level and in subdirectories is an error, since neither reading
+// would be what was meant. Two items with the same ID, or two IDs naming the
+// same file, is an error naming both; so is a set with no items.
+func Load(src string) (*Set, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	var set *Set
+	if fi.IsDir() {
+		set, err = loadDir(src)
+	} else {
+		set, err = loadManifest(src)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(set.Items) == 0 {
+		return nil, fmt.Errorf("dataset: %s: no images found", src)
+	}
+	return set, nil
+}
+
+// origin says where an item came from, for duplicate errors.
+type origin struct {
+	id   string
+	from string // "file:line" for manifests, the path for directories
+}
+
+// dupChecker rejects a second item with an already-seen ID or file.
+type dupChecker struct {
+	src    string
+	byID   map[string]origin
+	byPath map[string]origin
+}
+
+func newDupChecker(src string, n int) *dupChecker {
+	return &dupChecker{src: src, byID: make(map[string]origin, n), byPath: make(map[string]origin, n)}
+}
+
+func (d *dupChecker) add(it Item, from string) error {
+	if prev, ok := d.byID[it.ID]; ok {
+		return fmt.Errorf("dataset: %s: duplicate ID %q: %s and %s", d.src, it.ID, prev.from, from)
+	}
+	d.byID[it.ID] = origin{it.ID, from}
+	key := filepath.Clean(it.Path)
+	if prev, ok := d.byPath[key]; ok {
+		return fmt.Errorf("dataset: %s: file %s listed twice, as %q (%s) and %q (%s)", d.src, key, prev.id, prev.from, it.ID, from)
+	}
+	d.byPath[key] = origin{it.ID, from}
+	return nil
+}
+
+func loadManifest(src string) (*Set, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	defer f.Close()
+
+	base := filepath.Dir(src)
+	set := &Set{Source: src, Format: Manifest}
+	dups := newDupChecker(src, 0)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", src, n)
+		fields := strings.Split(line, "\t")
+		if len(fields) > 2 {
+			return nil, fmt.Errorf("dataset: %s: %d tab-separated columns, want path and optional label", where, len(fields))
+		}
+		id := strings.TrimSpace(fields[0])
+		if id == "" {
+			return nil, fmt.Errorf("dataset: %s: empty path", where)
+		}
+		label := ""
+		if len(fields) == 2 {
+			label = strings.TrimSpace(fields[1])
+		}
+		p := filepath.FromSlash(id)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		it := Item{ID: id, Path: p, Label: label}
+		if err := dups.add(it, where); err != nil {
+			return nil, err
+		}
+		set.Items = append(set.Items, it)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("dataset: reading %s: %w", src, err)
+	}
+	return set, nil
+}
+
+func loadDir(src string) (*Set, error) {
+	var top, nested []string // slash-separated paths relative to src
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == src {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !IsImage(d.Name()) {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			// A symlink or other special file: keep it only if it leads to a
+			// regular file, so a link to a directory named x.jpg is not an image.
+			fi, err := os.Stat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				return nil
+			}
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if strings.Contains(rel, "/") {
+			nested = append(nested, rel)
+		} else {
+			top = append(top, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dataset: walking %s: %w", src, err)
+	}
+	switch {
+	case len(top) > 0 && len(nested) > 0:
+		return nil, fmt.Errorf("dataset: %s: ambiguous layout: images both directly inside (e.g. %s) and in subdirectories (e.g. %s)",
+			src, top[0], nested[0])
+	case len(top) > 0:
+		return buildSet(src, FlatFolder, top, func(rel string) (string, string) {
+			return strings.TrimSuffix(rel, path.Ext(rel)), ""
+		})
+	default:
+		return buildSet(src, ClassFolders, nested, func(rel string) (string, string) {
+			return rel, path.Dir(rel)
+		})
+	}
+}
+
+// buildSet names each relative path with idLabel, rejects duplicates and
+// sorts by ID so the order does not depend on the file system.
+func buildSet(src string, f Format, rels []string, idLabel func(rel string) (id, label string)) (*Set, error) {
+	set := &Set{Source: src, Format: f, Items: make([]Item, 0, len(rels))}
+	dups := newDupChecker(src, len(rels))
+	for _, rel := range rels {
+		id, label := idLabel(rel)
+		p := filepath.Join(src, filepath.FromSlash(rel))
+		it := Item{ID: id, Path: p, Label: label}
+		if err := dups.add(it, p); err != nil {
+			return nil, err
+		}
+		set.Items = append(set.Items, it)
+	}
+	slices.SortFunc(set.Items, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
+	return set, nil
+}

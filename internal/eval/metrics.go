@@ -1,0 +1,229 @@
+// Package eval holds the one definition of the retrieval metrics (mAP,
+// mAP@1000, Recall@K), the ranking-file contract, score reports and the
+// leaderboard, so every command scores and records runs the same way.
+//
+// Relevance is by label: a reference is relevant to a query when both carry
+// the same label. The task is open set: query labels need not appear in
+// training, only among the references.
+package eval
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// CutoffK is the list length the hackathon scored (mAP@1000) and the
+// longest list its submissions carried.
+const CutoffK = 1000
+
+// Ranking is one query's answer: reference IDs, best first.
+type Ranking struct {
+	Query string   `json:"query"`
+	Refs  []string `json:"refs"`
+}
+
+// Scores are means over every labeled query; a query without a ranking
+// counts as 0 in each metric and is counted in Missing, so dropping hard
+// queries cannot raise a score.
+type Scores struct {
+	MAP       float64 `json:"map"`
+	MAPAt1000 float64 `json:"map@1000"`
+	R1        float64 `json:"recall@1"`
+	R5        float64 `json:"recall@5"`
+	R10       float64 `json:"recall@10"`
+	Queries   int     `json:"queries"`
+	Missing   int     `json:"missing,omitempty"`
+}
+
+// QueryResult is one query's contribution, for per-query reports and
+// error analysis.
+type QueryResult struct {
+	Query    string  `json:"query"`
+	Label    string  `json:"label"`
+	Relevant int     `json:"relevant"` // R: relevant references in the whole reference set
+	AP       float64 `json:"ap"`
+	APAt1000 float64 `json:"ap@1000"`
+	FirstHit int     `json:"first_hit"` // 1-based rank of the first relevant reference; 0 if none
+	Missing  bool    `json:"missing,omitempty"`
+}
+
+// Evaluation is Scores together with the per-query results they average.
+type Evaluation struct {
+	Scores   Scores        `json:"scores"`
+	PerQuery []QueryResult `json:"per_query"` // sorted by query ID
+}
+
+// AveragePrecision scores one ranked list:
+//
+//	AP = (1/nRel) * sum over ranks i of P(i) * rel(i)
+//
+// where P(i) is the fraction of the first i references that are relevant and
+// nRel (R) is the number of relevant references in the whole reference set,
+// not just in the list, so relevant references the list misses pull AP down.
+//
+// k > 0 cuts the list at k with R unchanged, as the hackathon scored
+// mAP@1000: when R > k even a perfect list scores k/R, not 1. (Some other
+// benchmarks divide by min(R, k) instead; this package does not.) k <= 0
+// scores the whole list.
+//
+// The caller must pass a list without repeated IDs and an nRel that counts
+// every relevant reference, or AP can exceed 1; Score checks both. nRel <= 0
+// or a nil isRel gives 0.
+func AveragePrecision(refs []string, isRel func(string) bool, nRel, k int) float64 {
+	if nRel <= 0 || isRel == nil {
+		return 0
+	}
+	n := len(refs)
+	if k > 0 && k < n {
+		n = k
+	}
+	hits, sum := 0, 0.0
+	for i, r := range refs[:n] {
+		if isRel(r) {
+			hits++
+			sum += float64(hits) / float64(i+1)
+		}
+	}
+	return sum / float64(nRel)
+}
+
+// Score computes the summary metrics; see Evaluate for the rules.
+func Score(rankings []Ranking, queryLabels, refLabels map[string]string) (Scores, error) {
+	ev, err := Evaluate(rankings, queryLabels, refLabels)
+	return ev.Scores, err
+}
+
+// Evaluate scores rankings against labels and keeps the per-query results.
+//
+// The query set is queryLabels: a query there without a ranking scores 0 and
+// is counted in Scores.Missing. It is an error for a ranking to name a query
+// not in queryLabels, for two rankings to share a query, for a list to
+// repeat a reference or name one not in refLabels, for any label to be
+// empty, and for a query to have no relevant reference at all (R = 0 would
+// make AP undefined; such queries are listed so the split can be fixed
+// rather than silently scored).
+func Evaluate(rankings []Ranking, queryLabels, refLabels map[string]string) (Evaluation, error) {
+	if len(queryLabels) == 0 {
+		return Evaluation{}, fmt.Errorf("eval: no labeled queries")
+	}
+	relevant := make(map[string]int) // label -> R
+	for id, label := range refLabels {
+		if label == "" {
+			return Evaluation{}, fmt.Errorf("eval: reference %q has an empty label", id)
+		}
+		relevant[label]++
+	}
+	var noRel []string
+	for q, label := range queryLabels {
+		if label == "" {
+			return Evaluation{}, fmt.Errorf("eval: query %q has an empty label", q)
+		}
+		if relevant[label] == 0 {
+			noRel = append(noRel, fmt.Sprintf("%s (label %q)", q, label))
+		}
+	}
+	if len(noRel) > 0 {
+		slices.Sort(noRel)
+		return Evaluation{}, fmt.Errorf("eval: %d queries have no relevant reference: %s", len(noRel), listSome(noRel, 10))
+	}
+
+	ranked := make(map[string]QueryResult, len(rankings))
+	for _, rk := range rankings {
+		label, ok := queryLabels[rk.Query]
+		if !ok {
+			return Evaluation{}, fmt.Errorf("eval: ranking for unknown query %q", rk.Query)
+		}
+		if _, dup := ranked[rk.Query]; dup {
+			return Evaluation{}, fmt.Errorf("eval: query %q is ranked twice", rk.Query)
+		}
+		seen := make(map[string]struct{}, len(rk.Refs))
+		firstHit := 0
+		for i, ref := range rk.Refs {
+			refLabel, ok := refLabels[ref]
+			if !ok {
+				return Evaluation{}, fmt.Errorf("eval: query %q: rank %d: unknown or unlabeled reference %q", rk.Query, i+1, ref)
+			}
+			if _, dup := seen[ref]; dup {
+				return Evaluation{}, fmt.Errorf("eval: query %q: reference %q appears more than once", rk.Query, ref)
+			}
+			seen[ref] = struct{}{}
+			if firstHit == 0 && refLabel == label {
+				firstHit = i + 1
+			}
+		}
+		isRel := func(ref string) bool { return refLabels[ref] == label }
+		r := relevant[label]
+		ranked[rk.Query] = QueryResult{
+			Query:    rk.Query,
+			Label:    label,
+			Relevant: r,
+			AP:       AveragePrecision(rk.Refs, isRel, r, 0),
+			APAt1000: AveragePrecision(rk.Refs, isRel, r, CutoffK),
+			FirstHit: firstHit,
+		}
+	}
+
+	ev := Evaluation{PerQuery: make([]QueryResult, 0, len(queryLabels))}
+	for q, label := range queryLabels {
+		res, ok := ranked[q]
+		if !ok {
+			res = QueryResult{Query: q, Label: label, Relevant: relevant[label], Missing: true}
+			ev.Scores.Missing++
+		}
+		ev.PerQuery = append(ev.PerQuery, res)
+	}
+	// Sum in query order: map order would change the float sums' last bits
+	// from run to run.
+	slices.SortFunc(ev.PerQuery, func(a, b QueryResult) int { return cmp.Compare(a.Query, b.Query) })
+	var r1, r5, r10 int
+	for _, res := range ev.PerQuery {
+		ev.Scores.MAP += res.AP
+		ev.Scores.MAPAt1000 += res.APAt1000
+		if hitWithin(res.FirstHit, 1) {
+			r1++
+		}
+		if hitWithin(res.FirstHit, 5) {
+			r5++
+		}
+		if hitWithin(res.FirstHit, 10) {
+			r10++
+		}
+	}
+	n := float64(len(queryLabels))
+	ev.Scores.Queries = len(queryLabels)
+	ev.Scores.MAP /= n
+	ev.Scores.MAPAt1000 /= n
+	ev.Scores.R1 = float64(r1) / n
+	ev.Scores.R5 = float64(r5) / n
+	ev.Scores.R10 = float64(r10) / n
+	return ev, nil
+}
+
+// RecallAt is Recall@k for one list: 1 if any of the first k references is
+// relevant, else 0.
+func RecallAt(refs []string, isRel func(string) bool, k int) float64 {
+	if isRel == nil {
+		return 0
+	}
+	for i, r := range refs {
+		if i >= k {
+			break
+		}
+		if isRel(r) {
+			return 1
+		}
+	}
+	return 0
+}
+
+func hitWithin(firstHit, k int) bool { return firstHit > 0 && firstHit <= k }
+
+// listSome joins up to n items and says how many were left out.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s, and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
