@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"prodsearch/internal/rerank"
+)
+
+// Rerank methods accepted by SearchOptions.Rerank.
+const (
+	RerankNone = "none"
+	// RerankQE is alpha query expansion (Radenović et al.): the query is
+	// replaced by itself plus its top neighbours weighted by score^alpha,
+	// then searched again. It helps when several references show the same
+	// product from different sides.
+	RerankQE = "qe"
+)
+
+// Query expansion settings, the usual values from the retrieval literature.
+const (
+	qeNeighbours = 5
+	qeAlpha      = 3
+)
+
+// MaxK bounds SearchOptions.K.
+const MaxK = 1000
+
+// SearchOptions tune Search.
+type SearchOptions struct {
+	K      int
+	Label  string // only references with this label when set
+	Rerank string // "", RerankNone or RerankQE
+}
+
+// Result is one ranked reference.
+type Result struct {
+	ID    string
+	Label string
+	Score float32
+}
+
+// Search returns the K nearest references to q, best first.
+func (s *Store) Search(ctx context.Context, q []float32, opt SearchOptions) ([]Result, error) {
+	if opt.K <= 0 || opt.K > MaxK {
+		return nil, fmt.Errorf("store: k=%d, want 1..%d: %w", opt.K, MaxK, ErrInvalid)
+	}
+	if len(q) != s.info.Dim {
+		return nil, fmt.Errorf("store: query has %d values, the store holds %d: %w", len(q), s.info.Dim, ErrInvalid)
+	}
+	switch opt.Rerank {
+	case "", RerankNone:
+		return s.search(ctx, q, opt.K, opt.Label)
+	case RerankQE:
+		first, err := s.search(ctx, q, qeNeighbours, opt.Label)
+		if err != nil || len(first) == 0 {
+			return first, err
+		}
+		eq, err := s.expand(q, first)
+		if err != nil {
+			return nil, err
+		}
+		return s.search(ctx, eq, opt.K, opt.Label)
+	}
+	return nil, fmt.Errorf("store: rerank %q, want %q or %q: %w", opt.Rerank, RerankNone, RerankQE, ErrInvalid)
+}
+
+func (s *Store) search(ctx context.Context, q []float32, k int, label string) ([]Result, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var filter func(int) bool
+	if label != "" {
+		if s.counts[label] == 0 {
+			return []Result{}, nil
+		}
+		filter = func(i int) bool { return s.labels[s.idx.ID(i)] == label }
+	}
+	hits, err := s.idx.Search(ctx, q, k, filter)
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	out := make([]Result, len(hits))
+	for i, h := range hits {
+		out[i] = Result{ID: h.ID, Label: s.labels[h.ID], Score: h.Score}
+	}
+	return out, nil
+}
+
+// expand builds the alpha-QE query from the neighbours' indexed vectors
+// (copied under the read lock, since Vector is a view that the next write
+// invalidates); one removed since the first search is skipped.
+func (s *Store) expand(q []float32, hits []Result) ([]float32, error) {
+	nbs := make([][]float32, 0, len(hits))
+	sims := make([]float32, 0, len(hits))
+	s.mu.RLock()
+	for _, h := range hits {
+		if i, ok := s.idx.Position(h.ID); ok {
+			nbs = append(nbs, slices.Clone(s.idx.Vector(i)))
+			sims = append(sims, h.Score)
+		}
+	}
+	s.mu.RUnlock()
+	eq, err := rerank.AlphaQE(q, nbs, sims, qeAlpha)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return eq, nil
+}
