@@ -1,0 +1,456 @@
+// Command phase2bench measures exact search and re-ranking at the shape of
+// the Naver AI Hackathon 2018 phase-2 evaluation (18,027 queries against
+// 36,748 references of 1,280-d descriptors) on synthetic descriptors with
+// planted classes, reporting wall time per step, peak memory and mAP@k with
+// and without query expansion and database-side augmentation.
+//
+// Usage:
+//
+//	phase2bench                           # full phase-2 size
+//	phase2bench -queries 200 -refs 2000   # quick run
+//
+// Descriptors are low-rank: each class has a random centre in an r-dim
+// latent space, each image is its class centre plus latent noise, projected
+// to dim dimensions, plus isotropic noise, then L2-normalised. Query i and
+// reference j are relevant to each other when they share a class.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"prodsearch/internal/index"
+	"prodsearch/internal/rerank"
+)
+
+type config struct {
+	queries, refs, classes, dim, rank int
+	intraNoise, noise                 float64
+	seed                              uint64
+	k                                 int
+	qe                                int
+	qeAlpha                           float64
+	dba                               int
+	dbaAlpha                          float64
+	dbaQueries                        bool
+	threads                           int
+	budgetMiB                         int64
+	ablation, apply, krecip           bool
+	k1, k2                            int
+	lambda                            float64
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.queries, "queries", 18_027, "number of queries")
+	flag.IntVar(&c.refs, "refs", 36_748, "number of references")
+	flag.IntVar(&c.classes, "classes", 1_383, "number of planted classes")
+	flag.IntVar(&c.dim, "dim", 1280, "descriptor dimension")
+	flag.IntVar(&c.rank, "rank", 64, "latent rank of the descriptors")
+	flag.Float64Var(&c.intraNoise, "intra", 0.9, "within-class latent noise (relative to the class centre spread)")
+	flag.Float64Var(&c.noise, "noise", 0.6, "isotropic noise added after projection (relative to the signal norm)")
+	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
+	flag.IntVar(&c.k, "k", 1000, "ranking depth (mAP@k)")
+	flag.IntVar(&c.qe, "qe", 5, "αQE neighbours (0: off)")
+	flag.Float64Var(&c.qeAlpha, "qe-alpha", 3, "αQE exponent")
+	flag.IntVar(&c.dba, "dba", 5, "DBA neighbours (0: off)")
+	flag.Float64Var(&c.dbaAlpha, "dba-alpha", 3, "DBA exponent")
+	flag.BoolVar(&c.dbaQueries, "dba-queries", false, "let queries augment references too")
+	flag.IntVar(&c.threads, "threads", 0, "search threads (0: GOMAXPROCS)")
+	flag.Int64Var(&c.budgetMiB, "budget-mib", 64, "batch-search working memory budget in MiB")
+	flag.BoolVar(&c.ablation, "ablation", true, "also measure QE alone and DBA alone")
+	flag.BoolVar(&c.apply, "apply", true, "also time rerank.ApplyFunc end to end (must match the step-by-step result)")
+	flag.BoolVar(&c.krecip, "krecip", false, "also run k-reciprocal re-ranking after DBA+QE (O((Q+R)^2): small runs)")
+	flag.IntVar(&c.k1, "k1", 20, "k-reciprocal k1")
+	flag.IntVar(&c.k2, "k2", 6, "k-reciprocal k2")
+	flag.Float64Var(&c.lambda, "lambda", 0.3, "k-reciprocal lambda")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func (c config) validate() error {
+	switch {
+	case c.queries <= 0 || c.refs <= 0 || c.classes <= 0 || c.dim <= 0 || c.rank <= 0:
+		return fmt.Errorf("sizes must be positive")
+	case c.classes > c.refs:
+		return fmt.Errorf("need at least one reference per class (%d classes, %d refs)", c.classes, c.refs)
+	case c.k <= 0:
+		return fmt.Errorf("k must be positive")
+	case c.qe < 0 || c.dba < 0:
+		return fmt.Errorf("qe and dba must be >= 0")
+	}
+	return nil
+}
+
+func run(ctx context.Context, c config) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	mem := startMemSampler(100 * time.Millisecond)
+	defer mem.stop()
+	fmt.Printf("phase2bench: %d queries x %d refs, dim %d, %d classes, top %d, GOMAXPROCS %d, budget %d MiB\n",
+		c.queries, c.refs, c.dim, c.classes, c.k, runtime.GOMAXPROCS(0), c.budgetMiB)
+	fmt.Printf("%-34s %10s %10s %12s\n", "step", "wall", "mAP@k", "peak heap")
+	total := time.Now()
+	step := func(name string, start time.Time, mAP float64) {
+		m := "-"
+		if !math.IsNaN(mAP) {
+			m = fmt.Sprintf("%.4f", mAP)
+		}
+		fmt.Printf("%-34s %9.2fs %10s %9.0f MiB\n", name, time.Since(start).Seconds(), m, mem.peakMiB())
+	}
+
+	t := time.Now()
+	d := generate(c)
+	step("generate descriptors", t, math.NaN())
+
+	t = time.Now()
+	ids := make([]string, c.refs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ref%06d", i)
+	}
+	refs, err := index.NewFlatFrom(c.dim, ids, d.refs, index.WithThreads(c.threads), index.WithMemoryBudget(c.budgetMiB<<20))
+	if err != nil {
+		return err
+	}
+	step("build flat index", t, math.NaN())
+
+	ev := newEvaluator(d, c.k)
+	qeK := max(c.qe, 1)
+
+	t = time.Now()
+	baseNb, mBase, err := ev.search(ctx, refs, d.queries, qeK)
+	if err != nil {
+		return err
+	}
+	step("exact search", t, mBase)
+
+	var mQE float64 = math.NaN()
+	if c.qe > 0 && c.ablation {
+		t = time.Now()
+		qs, err := expand(d.queries, refs, baseNb, c.qe, c.qeAlpha)
+		if err != nil {
+			return err
+		}
+		if _, mQE, err = ev.search(ctx, refs, qs, 1); err != nil {
+			return err
+		}
+		step("QE only: expand + search", t, mQE)
+	}
+
+	// The pipeline proper: DBA, search (whose top hits feed QE), QE, search.
+	pipeline := time.Now()
+	base, mDBA, final := refs, math.NaN(), d.queries
+	nb := baseNb
+	if c.dba > 0 {
+		t = time.Now()
+		if c.dbaQueries {
+			base, err = rerank.DBAWithQueries(ctx, refs, d.queries, c.dba, c.dbaAlpha)
+		} else {
+			base, err = rerank.DBA(ctx, refs, c.dba, c.dbaAlpha)
+		}
+		if err != nil {
+			return err
+		}
+		step("DBA (R x R search + augment)", t, math.NaN())
+		t = time.Now()
+		if nb, mDBA, err = ev.search(ctx, base, d.queries, qeK); err != nil {
+			return err
+		}
+		step("search on DBA refs", t, mDBA)
+	}
+	mFinal := mBase
+	switch {
+	case c.qe > 0 && c.dba == 0 && c.ablation:
+		mFinal = mQE // already measured
+	case c.qe > 0:
+		t = time.Now()
+		if final, err = expand(d.queries, base, nb, c.qe, c.qeAlpha); err != nil {
+			return err
+		}
+		if _, mFinal, err = ev.search(ctx, base, final, 1); err != nil {
+			return err
+		}
+		step("QE + search", t, mFinal)
+	case c.dba > 0:
+		mFinal = mDBA
+	}
+	fmt.Printf("%-34s %9.2fs\n", "pipeline total", time.Since(pipeline).Seconds())
+
+	if c.apply && (c.qe > 0 || c.dba > 0) {
+		t = time.Now()
+		p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries}
+		ap := make([]float64, c.queries)
+		err := rerank.ApplyFunc(ctx, d.queries, refs, c.k, p, func(qi int, hits []index.Hit) error {
+			ap[qi] = ev.ap(qi, hits)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		m := mean(ap)
+		step("rerank.ApplyFunc end to end", t, m)
+		if m != mFinal {
+			return fmt.Errorf("ApplyFunc mAP %.6f differs from the step-by-step pipeline's %.6f", m, mFinal)
+		}
+	}
+
+	if c.krecip {
+		t = time.Now()
+		ap := make([]float64, c.queries)
+		res, err := rerank.KReciprocal(ctx, final, base, c.k, c.k1, c.k2, c.lambda)
+		if err != nil {
+			return err
+		}
+		for qi, hits := range res {
+			ap[qi] = ev.ap(qi, hits)
+		}
+		step("k-reciprocal after DBA+QE", t, mean(ap))
+	}
+
+	mem.stop()
+	fmt.Printf("total %.1fs, peak Go heap %.0f MiB, max RSS %.0f MiB\n", time.Since(total).Seconds(), mem.peakMiB(), maxRSSMiB())
+	fmt.Printf("mAP@%d: exact %.4f", c.k, mBase)
+	if !math.IsNaN(mQE) {
+		fmt.Printf(", QE %.4f", mQE)
+	}
+	if !math.IsNaN(mDBA) {
+		fmt.Printf(", DBA %.4f", mDBA)
+	}
+	fmt.Printf(", DBA(%d)+QE(%d) %.4f\n", c.dba, c.qe, mFinal)
+	return nil
+}
+
+// data holds the synthetic descriptors (row-major references, one slice per
+// query) and class labels.
+type data struct {
+	refs       []float32
+	queries    [][]float32
+	refClass   []int32
+	queryClass []int32
+	nRel       []int // references per class
+}
+
+// generate draws the descriptors. Each row has its own random stream, so the
+// data does not depend on the number of goroutines.
+func generate(c config) data {
+	r := rand.New(rand.NewPCG(c.seed, 0))
+	centres := make([]float64, c.classes*c.rank)
+	for i := range centres {
+		centres[i] = r.NormFloat64()
+	}
+	proj := make([]float64, c.rank*c.dim) // rank x dim, entries of variance 1/rank
+	scale := 1 / math.Sqrt(float64(c.rank))
+	for i := range proj {
+		proj[i] = r.NormFloat64() * scale
+	}
+	d := data{
+		refs:       make([]float32, c.refs*c.dim),
+		queries:    make([][]float32, c.queries),
+		refClass:   make([]int32, c.refs),
+		queryClass: make([]int32, c.queries),
+		nRel:       make([]int, c.classes),
+	}
+	for i := range d.refClass {
+		d.refClass[i] = int32(r.IntN(c.classes))
+		if i < c.classes {
+			d.refClass[i] = int32(i) // every class has a reference
+		}
+		d.nRel[d.refClass[i]]++
+	}
+	qbuf := make([]float32, c.queries*c.dim)
+	for i := range d.queryClass {
+		d.queryClass[i] = int32(r.IntN(c.classes))
+		d.queries[i] = qbuf[i*c.dim : (i+1)*c.dim : (i+1)*c.dim]
+	}
+	rows := c.refs + c.queries
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			z := make([]float64, c.rank)
+			x := make([]float64, c.dim)
+			for {
+				row := int(next.Add(1)) - 1
+				if row >= rows {
+					return
+				}
+				rr := rand.New(rand.NewPCG(c.seed, uint64(row)+1))
+				var class int32
+				var out []float32
+				if row < c.refs {
+					class, out = d.refClass[row], d.refs[row*c.dim:(row+1)*c.dim]
+				} else {
+					class, out = d.queryClass[row-c.refs], d.queries[row-c.refs]
+				}
+				for j := range z {
+					z[j] = centres[int(class)*c.rank+j] + c.intraNoise*rr.NormFloat64()
+				}
+				clear(x)
+				for j, zj := range z {
+					p := proj[j*c.dim : (j+1)*c.dim]
+					for t := range x {
+						x[t] += zj * p[t]
+					}
+				}
+				// Each projected component has variance about 1+intra^2, so
+				// this noise has noise times the signal's norm.
+				sigma := c.noise * math.Sqrt(1+c.intraNoise*c.intraNoise)
+				var ss float64
+				for t := range x {
+					x[t] += sigma * rr.NormFloat64()
+					ss += x[t] * x[t]
+				}
+				inv := 1 / math.Sqrt(ss)
+				for t := range x {
+					out[t] = float32(x[t] * inv)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return d
+}
+
+// evaluator computes mAP@k against the planted classes.
+type evaluator struct {
+	d data
+	k int
+}
+
+func newEvaluator(d data, k int) *evaluator { return &evaluator{d: d, k: k} }
+
+// ap is the average precision at k of one query's ranking, normalised by
+// min(#relevant, k) as in the hackathon's mAP.
+func (e *evaluator) ap(qi int, hits []index.Hit) float64 {
+	class := e.d.queryClass[qi]
+	var rel, sum float64
+	for i, h := range hits[:min(e.k, len(hits))] {
+		if e.d.refClass[h.Index] == class {
+			rel++
+			sum += rel / float64(i+1)
+		}
+	}
+	n := min(e.d.nRel[class], e.k)
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// search ranks the top k references for every query, returning mAP@k and
+// each query's top keep hits (for query expansion).
+func (e *evaluator) search(ctx context.Context, f *index.Flat, qs [][]float32, keep int) ([][]index.Hit, float64, error) {
+	ap := make([]float64, len(qs))
+	top := make([][]index.Hit, len(qs))
+	err := f.SearchBatchFunc(ctx, qs, e.k, func(qi int, hits []index.Hit) error {
+		ap[qi] = e.ap(qi, hits)
+		top[qi] = append([]index.Hit(nil), hits[:min(keep, len(hits))]...)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return top, mean(ap), nil
+}
+
+// expand applies αQE to every query with its recorded top hits in f.
+func expand(qs [][]float32, f *index.Flat, top [][]index.Hit, n int, alpha float64) ([][]float32, error) {
+	out := make([][]float32, len(qs))
+	for qi, hits := range top {
+		hits = hits[:min(n, len(hits))]
+		nbs := make([][]float32, len(hits))
+		sims := make([]float32, len(hits))
+		for i, h := range hits {
+			nbs[i], sims[i] = f.Vector(h.Index), h.Score
+		}
+		q, err := rerank.AlphaQE(qs[qi], nbs, sims, alpha)
+		if err != nil {
+			return nil, err
+		}
+		out[qi] = q
+	}
+	return out, nil
+}
+
+func mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// memSampler records the peak of the Go heap in use by polling; the
+// kernel's max RSS (which also counts freed-but-unreturned memory) is read
+// separately at the end.
+type memSampler struct {
+	peak atomic.Uint64
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+func startMemSampler(every time.Duration) *memSampler {
+	m := &memSampler{done: make(chan struct{})}
+	m.sample()
+	m.wg.Go(func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-m.done:
+				return
+			case <-tick.C:
+				m.sample()
+			}
+		}
+	})
+	return m
+}
+
+func (m *memSampler) sample() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	for {
+		old := m.peak.Load()
+		if ms.HeapInuse <= old || m.peak.CompareAndSwap(old, ms.HeapInuse) {
+			return
+		}
+	}
+}
+
+func (m *memSampler) peakMiB() float64 {
+	m.sample()
+	return float64(m.peak.Load()) / (1 << 20)
+}
+
+func (m *memSampler) stop() {
+	m.once.Do(func() { close(m.done) })
+	m.wg.Wait()
+}
+
+// maxRSSMiB is the process's peak resident set size (Linux reports KiB).
+func maxRSSMiB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Maxrss) / 1024
+}
