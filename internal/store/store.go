@@ -663,3 +663,41 @@ func (s *Store) Check(ctx context.Context) error {
 		return nil
 	})
 }
+
+// ReadInfo reads a store's bundle and dimension without loading it, so the
+// CLI can pick the matching bundle before opening the store for real.
+func ReadInfo(dir string) (Info, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Info{}, fmt.Errorf("store: %w at %s", ErrNoStore, dir)
+		}
+		return Info{}, fmt.Errorf("store: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return Info{}, fmt.Errorf("store: %s: %w: another process holds it open (a running 'prodsearch serve'?); stop it or use its HTTP API", dir, ErrInUse)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	defer db.Close()
+	info := Info{Dir: dir}
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil || meta.Get(keyBundle) == nil {
+			return fmt.Errorf("store: %w at %s (no bundle recorded)", ErrNoStore, dir)
+		}
+		info.BundleID = string(meta.Get(keyBundle))
+		info.Dim, _ = strconv.Atoi(string(meta.Get(keyDim)))
+		info.Created, _ = time.Parse(time.RFC3339Nano, string(meta.Get(keyCreated)))
+		if b := tx.Bucket(bucketItems); b != nil {
+			info.Items = b.Stats().KeyN
+		}
+		return nil
+	})
+	if fi, err := os.Stat(path); err == nil {
+		info.FileBytes = fi.Size()
+	}
+	return info, err
+}

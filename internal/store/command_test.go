@@ -1,0 +1,166 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/store"
+	"prodsearch/internal/store/storetest"
+)
+
+func writePNG(t *testing.T, path string, c color.Color) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for y := range 30 {
+		for x := range 40 {
+			img.Set(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type runner struct {
+	t      *testing.T
+	d      store.Describer
+	asked  []string
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+}
+
+func (r *runner) run(args ...string) error {
+	r.stdout.Reset()
+	r.stderr.Reset()
+	return store.RunIndexCommand(context.Background(), args, store.CommandEnv{
+		Stdout: &r.stdout, Stderr: &r.stderr,
+		NewDescriber: func(_ context.Context, flagVal, recorded string) (store.Describer, error) {
+			r.asked = append(r.asked, flagVal+"|"+recorded)
+			return r.d, nil
+		},
+	})
+}
+
+func TestIndexCommands(t *testing.T) {
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	writePNG(t, filepath.Join(data, "classes", "red", "r1.png"), color.RGBA{250, 10, 10, 255})
+	writePNG(t, filepath.Join(data, "classes", "red", "r2.png"), color.RGBA{230, 30, 20, 255})
+	writePNG(t, filepath.Join(data, "classes", "blue", "b1.png"), color.RGBA{10, 10, 240, 255})
+	writePNG(t, filepath.Join(data, "extra", "g1.png"), color.RGBA{10, 240, 10, 255})
+	writePNG(t, filepath.Join(data, "single.png"), color.RGBA{200, 200, 200, 255})
+	if err := os.WriteFile(filepath.Join(data, "extra", "broken.jpg"), []byte("\xff\xd8\xff\xe0 not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(data, "m.tsv")
+	if err := os.WriteFile(manifest, []byte("extra/g1.png\tgreen\nextra/broken.jpg\tgreen\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "store")
+	r := &runner{t: t, d: storetest.NewColourDescriber(32)}
+
+	if err := r.run("add", "--store", dir, filepath.Join(data, "classes")); err != nil {
+		t.Fatalf("add folder: %v\n%s", err, r.stderr.String())
+	}
+	if !strings.Contains(r.stdout.String(), "added 3") {
+		t.Errorf("add output: %q", r.stdout.String())
+	}
+	// The manifest has one broken image: the good one is added, the command fails.
+	err := r.run("add", "--store", dir, "--label", "grey", manifest, filepath.Join(data, "single.png"))
+	if err == nil || !strings.Contains(r.stderr.String(), "broken.jpg") {
+		t.Errorf("broken image: err %v, stderr %q", err, r.stderr.String())
+	}
+	// Re-running skips what is there.
+	if err := r.run("add", "--store", dir, filepath.Join(data, "classes")); err != nil || !strings.Contains(r.stderr.String(), "3 of 3 images already in the store") {
+		t.Errorf("re-run: %v, %q", err, r.stderr.String())
+	}
+	if len(r.asked) != 3 || r.asked[0] != "|" || r.asked[1] != "|"+r.d.BundleID() {
+		t.Errorf("describer asked for %q", r.asked)
+	}
+
+	if err := r.run("list", "--store", dir, "--json", "--limit", "0"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	dec := json.NewDecoder(&r.stdout)
+	for dec.More() {
+		var it store.Item
+		if err := dec.Decode(&it); err != nil {
+			t.Fatal(err)
+		}
+		got[it.ID] = it.Label
+	}
+	want := map[string]string{"r1": "red", "r2": "red", "b1": "blue", "g1": "green", "single": "grey"}
+	if len(got) != len(want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	for id, l := range want {
+		if got[id] != l {
+			t.Errorf("item %s: label %q, want %q", id, got[id], l)
+		}
+	}
+	if err := r.run("list", "--store", dir, "--label", "red"); err != nil || !strings.Contains(r.stdout.String(), "items 1-2 of 2") {
+		t.Errorf("list by label: %v\n%s", err, r.stdout.String())
+	}
+
+	if err := r.run("remove", "--store", dir, "r2", "nope"); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("remove: %v", err)
+	}
+	if err := r.run("stats", "--store", dir, "--check"); err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(r.stdout.String()), " ")
+	for _, w := range []string{"items 4", "check ok", r.d.BundleID()} {
+		if !strings.Contains(flat, w) {
+			t.Errorf("stats lacks %q:\n%s", w, r.stdout.String())
+		}
+	}
+
+	// A describer from another bundle is refused with the store's bundle named.
+	other := &runner{t: t, d: storetest.NewColourDescriber(64)}
+	if err := other.run("add", "--store", dir, filepath.Join(data, "single.png")); !errors.Is(err, store.ErrBundleMismatch) {
+		t.Errorf("other bundle: %v", err)
+	}
+}
+
+func TestIndexCommandUsage(t *testing.T) {
+	r := &runner{t: t, d: storetest.NewColourDescriber(8)}
+	if err := r.run(); err == nil {
+		t.Error("no command accepted")
+	}
+	if err := r.run("frobnicate"); err == nil || !strings.Contains(r.stderr.String(), "usage") {
+		t.Errorf("unknown command: %v", err)
+	}
+	if err := r.run("list"); err == nil || !strings.Contains(err.Error(), "--store") {
+		t.Errorf("missing --store: %v", err)
+	}
+	if err := r.run("add", "-h"); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	if err := r.run("stats", "--store", t.TempDir()); !errors.Is(err, store.ErrNoStore) {
+		t.Errorf("stats on empty dir: %v", err)
+	}
+	dup := t.TempDir()
+	writePNG(t, filepath.Join(dup, "a", "x.png"), color.Black)
+	writePNG(t, filepath.Join(dup, "b", "x.png"), color.White)
+	if err := r.run("add", "--store", t.TempDir(), dup); err == nil || !strings.Contains(err.Error(), `ID "x"`) {
+		t.Errorf("duplicate IDs: %v", err)
+	}
+}
