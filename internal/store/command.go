@@ -478,7 +478,9 @@ func runStats(ctx context.Context, args []string, env CommandEnv) error {
 	for l := range counts {
 		labels = append(labels, l)
 	}
-	sort.Slice(labels, func(i, j int) bool { return counts[labels[i]] > counts[labels[j]] || counts[labels[i]] == counts[labels[j]] && labels[i] < labels[j] })
+	sort.Slice(labels, func(i, j int) bool {
+		return counts[labels[i]] > counts[labels[j]] || counts[labels[i]] == counts[labels[j]] && labels[i] < labels[j]
+	})
 	if len(labels) > 0 {
 		var top []string
 		for _, l := range labels[:min(5, len(labels))] {
