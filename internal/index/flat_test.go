@@ -261,6 +261,28 @@ func TestSearchMatchesNaive(t *testing.T) {
 	}
 }
 
+// TestSearchParallel covers the multi-goroutine single-query path, which
+// only kicks in for indexes with at least parallelMinWork values.
+func TestSearchParallel(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const d = 64
+	n := parallelMinWork/d + 1000
+	f := randomFlat(t, r, n, d, WithThreads(3))
+	keep := func(i int) bool { return i%7 != 3 }
+	for _, k := range []int{1, 10, 500} {
+		q := slices.Clone(f.Vector(r.IntN(n))) // ties with its duplicates
+		for _, filter := range []func(int) bool{nil, keep} {
+			got, err := f.Search(context.Background(), q, k, filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := naiveSearch(f, q, k, filter); !slices.Equal(got, want) {
+				t.Fatalf("k=%d: got %v, want %v", k, got, want)
+			}
+		}
+	}
+}
+
 func TestSearchBatchMatchesSearch(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for trial := range 20 {

@@ -78,6 +78,9 @@ func (t *topK) worse(a, b candidate) bool {
 
 // push offers a candidate to the selection.
 func (t *topK) push(score float32, pos int) {
+	if t.k <= 0 {
+		return
+	}
 	c := candidate{score: score, pos: int32(pos)}
 	if len(t.heap) < t.k {
 		t.heap = append(t.heap, c)

@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"golang.org/x/sync/errgroup"
 	"gonum.org/v1/gonum/blas"
 	gonumblas "gonum.org/v1/gonum/blas/gonum"
-	"golang.org/x/sync/errgroup"
 )
 
 // benchFlat builds n random (not normalised; irrelevant to speed) vectors.
