@@ -21,6 +21,8 @@ func main() {
 	switch os.Args[1] {
 	case "settings":
 		err = runSettings(ctx, os.Args[2:], os.Stdout)
+	case "speed":
+		err = runSpeed(ctx, os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q (want settings or speed)", os.Args[1])
 	}
