@@ -571,6 +571,24 @@ func (w *Weaviate) Dim() int { return w.dim }
 // Config returns the effective configuration.
 func (w *Weaviate) Config() WeaviateConfig { return w.cfg }
 
+// SetEfSearch changes the collection's HNSW search breadth (-1: Weaviate's
+// dynamic ef); it applies to every client of the collection.
+func (w *Weaviate) SetEfSearch(ctx context.Context, ef int) error {
+	class, err := w.client.Schema().ClassGetter().WithClassName(w.cfg.Class).Do(ctx)
+	if err != nil {
+		return fmt.Errorf("index: weaviate: get %s: %w", w.cfg.Class, err)
+	}
+	vc, ok := class.VectorIndexConfig.(map[string]any)
+	if !ok {
+		return fmt.Errorf("index: weaviate: %s has no vector index config", w.cfg.Class)
+	}
+	vc["ef"] = ef
+	if err := w.client.Schema().ClassUpdater().WithClass(class).Do(ctx); err != nil {
+		return fmt.Errorf("index: weaviate: set ef of %s: %w", w.cfg.Class, err)
+	}
+	return nil
+}
+
 // Drop deletes the whole collection.
 func (w *Weaviate) Drop(ctx context.Context) error {
 	w.mu.Lock()

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+
+	"github.com/viterin/vek/vek32"
+)
+
+// synth describes the synthetic descriptors. Uniform random vectors would
+// make every neighbour equally far and ANN recall meaningless, so the
+// generator imitates a catalogue: categories of products, several photos
+// (views) per product, in a low-dimensional latent space embedded in dim
+// dimensions with isotropic noise on top, as CNN descriptors occupy a
+// low-dimensional manifold of their nominal space.
+type synth struct {
+	dim, latent   int
+	productsPer   int     // products per category
+	viewsPer      int     // average references per product
+	productSpread float64 // product scatter around its category, latent units
+	viewSpread    float64 // view scatter around its product
+	noise         float64 // isotropic noise norm relative to the signal norm
+	seed          uint64
+}
+
+func defaultSynth(dim int, seed uint64) synth {
+	return synth{dim: dim, latent: 64, productsPer: 250, viewsPer: 4,
+		productSpread: 0.7, viewSpread: 0.4, noise: 0.5, seed: seed}
+}
+
+// world is a drawn catalogue: product centres in latent space and the
+// embedding basis.
+type world struct {
+	s        synth
+	products []float32 // nProducts x latent
+	basis    []float32 // latent x dim
+}
+
+func (s synth) world(nRefs int) *world {
+	r := rand.New(rand.NewPCG(s.seed, 1))
+	nProd := max(1, nRefs/s.viewsPer)
+	nCat := max(1, nProd/s.productsPer)
+	cats := make([]float32, nCat*s.latent)
+	for i := range cats {
+		cats[i] = float32(r.NormFloat64())
+	}
+	w := &world{s: s, products: make([]float32, nProd*s.latent), basis: make([]float32, s.latent*s.dim)}
+	for p := range nProd {
+		c := r.IntN(nCat)
+		for j := range s.latent {
+			w.products[p*s.latent+j] = cats[c*s.latent+j] + float32(s.productSpread*r.NormFloat64())
+		}
+	}
+	scale := 1 / math.Sqrt(float64(s.dim))
+	for i := range w.basis {
+		w.basis[i] = float32(scale * r.NormFloat64())
+	}
+	return w
+}
+
+// views draws n unit vectors, each a new photo of a random product, into a
+// row-major n x dim slice. stream separates reference and query draws;
+// chunks have their own seeds so the output does not depend on GOMAXPROCS.
+func (w *world) views(n int, stream uint64) []float32 {
+	s := w.s
+	out := make([]float32, n*s.dim)
+	const chunk = 1024
+	nChunks := (n + chunk - 1) / chunk
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]float32, chunk*s.latent)
+			for c := range jobs {
+				r := rand.New(rand.NewPCG(s.seed^stream, uint64(c)))
+				lo, hi := c*chunk, min((c+1)*chunk, n)
+				m := hi - lo
+				for i := range m {
+					p := r.IntN(len(w.products) / s.latent)
+					for j := range s.latent {
+						lat[i*s.latent+j] = w.products[p*s.latent+j] + float32(s.viewSpread*r.NormFloat64())
+					}
+				}
+				dst := out[lo*s.dim : hi*s.dim]
+				vek32.MatMul_Into(dst, lat[:m*s.latent], w.basis, s.latent)
+				for i := range m {
+					v := dst[i*s.dim : (i+1)*s.dim]
+					sig := math.Sqrt(float64(vek32.Dot(v, v)))
+					amp := float32(s.noise * sig / math.Sqrt(float64(s.dim)))
+					for j := range v {
+						v[j] += amp * float32(r.NormFloat64())
+					}
+					vek32.MulNumber_Inplace(v, 1/vek32.Norm(v))
+				}
+			}
+		}()
+	}
+	for c := range nChunks {
+		jobs <- c
+	}
+	close(jobs)
+	wg.Wait()
+	return out
+}
