@@ -149,17 +149,24 @@ func (h *HNSW) Nodes() int {
 	return len(h.levels)
 }
 
-// ID returns the reference ID of node i.
+// ID returns the reference ID of node i, or "" if i is out of range.
 func (h *HNSW) ID(i int) string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if i < 0 || i >= len(h.ids) {
+		return ""
+	}
 	return h.ids[i]
 }
 
-// Vector returns node i's stored vector; callers must not modify it.
+// Vector returns node i's stored vector, or nil if i is out of range;
+// callers must not modify it.
 func (h *HNSW) Vector(i int) []float32 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if i < 0 || i >= len(h.ids) {
+		return nil
+	}
 	return h.vec(uint32(i))
 }
 
@@ -229,7 +236,6 @@ func (h *HNSW) AddBatch(ctx context.Context, ids []string, vecs [][]float32) err
 	done := make([]bool, n) // each slot written by the one worker that claimed it
 	var wg sync.WaitGroup
 	workers := min(h.workers, len(ids))
-	h.mu.RLock()
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -244,13 +250,17 @@ func (h *HNSW) AddBatch(ctx context.Context, ids []string, vecs [][]float32) err
 				if j >= n {
 					return
 				}
+				// The read lock is taken per node so that a Remove or
+				// another Add waits for one insertion, not the batch (and
+				// searches do not queue behind that waiting writer).
+				h.mu.RLock()
 				h.link(first+j, s)
+				h.mu.RUnlock()
 				done[j] = true
 			}
 		}()
 	}
 	wg.Wait()
-	h.mu.RUnlock()
 	if err := ctx.Err(); err != nil {
 		h.mu.Lock()
 		for j, ok := range done {
