@@ -247,7 +247,7 @@ func TestSearchAndItems(t *testing.T) {
 
 func TestAddRawBodyAndOddIDs(t *testing.T) {
 	f := newFixture(t, nil)
-	id := "Bio Äpfel 50% #1?"
+	id := "../shop/Bio Äpfel 50% #1?"
 	resp := f.do("POST", "/v1/items?id="+url.QueryEscape(id)+"&label=apple&metadata="+url.QueryEscape(`{"a":1}`), "image/png", bytes.NewReader(pngBytes(t, red)), nil, nil)
 	if resp.StatusCode != 201 {
 		t.Fatalf("raw add: %d %s", resp.StatusCode, readAll(resp))
@@ -261,6 +261,10 @@ func TestAddRawBodyAndOddIDs(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GET %s: %d", sr.Results[0].ImageURL, resp.StatusCode)
 	}
+	var it ItemJSON
+	if resp := f.do("GET", "/v1/items/"+url.PathEscape(id), "", nil, nil, &it); resp.StatusCode != 200 || it.ID != id {
+		t.Errorf("GET item %q: %d %+v", id, resp.StatusCode, it)
+	}
 	// Path tricks name no item; they never reach the file system.
 	for _, p := range []string{"/v1/items/..%2F..%2Fetc%2Fpasswd/image", "/v1/items/%2e%2e/image"} {
 		if resp := f.do("GET", p, "", nil, nil, nil); resp.StatusCode != 404 && resp.StatusCode != 400 {
@@ -268,7 +272,8 @@ func TestAddRawBodyAndOddIDs(t *testing.T) {
 		}
 	}
 	f.wantError(f.do("POST", "/v1/items", "image/png", bytes.NewReader(pngBytes(t, red)), nil, nil), 400, "missing_id")
-	f.wantError(f.do("POST", "/v1/items?id=a%2Fb", "image/png", bytes.NewReader(pngBytes(t, red)), nil, nil), 400, "invalid")
+	f.wantError(f.do("POST", "/v1/items?id=a%5Cb", "image/png", bytes.NewReader(pngBytes(t, red)), nil, nil), 400, "invalid")
+	f.wantError(f.do("POST", "/v1/items?id=..", "image/png", bytes.NewReader(pngBytes(t, red)), nil, nil), 400, "invalid")
 }
 
 func readAll(resp *http.Response) string {

@@ -105,9 +105,19 @@ func RefID(path string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
+// ID schemes for `index add --ids`.
+const (
+	// IDsName is the file name without directory or extension, what
+	// ranking files use; it needs unique names across the input.
+	IDsName = "name"
+	// IDsPath is the dataset's ID: the path as written in a manifest, or
+	// the path relative to a class-folder root; unique when names repeat.
+	IDsPath = "path"
+)
+
 // collect expands folders, manifests and single files into images, and
 // refuses two files that would get the same ID.
-func collect(args []string, label string) ([]source, error) {
+func collect(args []string, label, ids string) ([]source, error) {
 	var out []source
 	from := map[string]string{}
 	for _, a := range args {
@@ -117,7 +127,7 @@ func collect(args []string, label string) ([]source, error) {
 		}
 		var items []dataset.Item
 		if fi.Mode().IsRegular() && dataset.IsImage(a) {
-			items = []dataset.Item{{Path: a}}
+			items = []dataset.Item{{ID: a, Path: a}}
 		} else {
 			set, err := dataset.Load(a)
 			if err != nil {
@@ -127,6 +137,9 @@ func collect(args []string, label string) ([]source, error) {
 		}
 		for _, it := range items {
 			s := source{id: RefID(it.Path), path: it.Path, label: it.Label}
+			if ids == IDsPath {
+				s.id = it.ID
+			}
 			if s.label == "" {
 				s.label = label
 			}
@@ -134,7 +147,11 @@ func collect(args []string, label string) ([]source, error) {
 				return nil, fmt.Errorf("index add: %s: %w", it.Path, err)
 			}
 			if prev, dup := from[s.id]; dup {
-				return nil, fmt.Errorf("index add: %s and %s would both get ID %q; rename one or add them to separate stores", prev, it.Path, s.id)
+				hint := "rename one or add them to separate stores"
+				if ids == IDsName {
+					hint = "use --ids path to name items by their path"
+				}
+				return nil, fmt.Errorf("index add: %s and %s would both get ID %q; %s", prev, it.Path, s.id, hint)
 			}
 			from[s.id] = it.Path
 			out = append(out, s)
@@ -147,6 +164,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	fs, dir := newFlagSet("add", "[flags] (FOLDER | MANIFEST.tsv | IMAGE)...", env)
 	bundleFlag := fs.String("bundle", "", "model bundle (default: the one recorded in the store, else the default bundle)")
 	label := fs.String("label", "", "label for images that have none from a manifest or class folder")
+	ids := fs.String("ids", IDsName, "item IDs: name (file name without extension) or path (as written in the manifest, or relative to the folder)")
 	replace := fs.Bool("replace", false, "re-describe and overwrite items already in the store (default: skip them)")
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable")
@@ -158,13 +176,16 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 		fs.Usage()
 		return errors.New("index add: nothing to add")
 	}
+	if *ids != IDsName && *ids != IDsPath {
+		return fmt.Errorf("index add: --ids %q: want %s or %s", *ids, IDsName, IDsPath)
+	}
 	if *batch < 1 || *workers < 1 {
 		return errors.New("index add: --batch and --workers must be at least 1")
 	}
 	if env.NewDescriber == nil {
 		return errors.New("index add: no describer available in this build")
 	}
-	srcs, err := collect(fs.Args(), *label)
+	srcs, err := collect(fs.Args(), *label, *ids)
 	if err != nil {
 		return err
 	}

@@ -160,7 +160,15 @@ func TestIndexCommandUsage(t *testing.T) {
 	dup := t.TempDir()
 	writePNG(t, filepath.Join(dup, "a", "x.png"), color.Black)
 	writePNG(t, filepath.Join(dup, "b", "x.png"), color.White)
-	if err := r.run("add", "--store", t.TempDir(), dup); err == nil || !strings.Contains(err.Error(), `ID "x"`) {
+	if err := r.run("add", "--store", t.TempDir(), dup); err == nil || !strings.Contains(err.Error(), `ID "x"`) || !strings.Contains(err.Error(), "--ids path") {
 		t.Errorf("duplicate IDs: %v", err)
+	}
+	// With --ids path they are told apart by their folder.
+	sdir := t.TempDir()
+	if err := r.run("add", "--store", sdir, "--ids", "path", dup); err != nil {
+		t.Fatalf("--ids path: %v", err)
+	}
+	if err := r.run("list", "--store", sdir); err != nil || !strings.Contains(r.stdout.String(), "a/x.png") || !strings.Contains(r.stdout.String(), "b/x.png") {
+		t.Errorf("list after --ids path: %v\n%s", err, r.stdout.String())
 	}
 }

@@ -324,7 +324,8 @@ func (s *Store) Labels() map[string]int {
 }
 
 // ValidateID says why id cannot name an item, or nil. IDs appear in URL
-// paths and ranking files, so separators and control characters are out.
+// paths (escaped, so '/' is fine) and ranking files (TSV), so control
+// characters, backslashes and the dot segments browsers rewrite are out.
 func ValidateID(id string) error {
 	switch {
 	case id == "":
@@ -339,7 +340,7 @@ func ValidateID(id string) error {
 		return fmt.Errorf("%w: id %q has leading or trailing space", ErrInvalid, id)
 	}
 	for _, r := range id {
-		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' {
+		if r < 0x20 || r == 0x7f || r == '\\' {
 			return fmt.Errorf("%w: id %q contains %q", ErrInvalid, id, r)
 		}
 	}

@@ -61,7 +61,9 @@ function card(item, opts) {
   }
   if (opts.rank) thumb.append(el("span", "rank", "#" + opts.rank));
   const body = el("div", "body");
-  body.append(el("div", "label", item.label || "—"), el("div", "id", item.id));
+  const idEl = el("div", "id", item.id);
+  idEl.title = item.id;
+  body.append(el("div", "label", item.label || "—"), idEl);
   if (opts.score !== undefined) {
     const s = el("div", "score");
     const bar = el("div", "bar");

@@ -1,0 +1,446 @@
+// Command loadtest measures search throughput and latency over HTTP on
+// loopback, split into the server's decode, describe and search time.
+//
+// By default it builds everything in-process: a temporary store holding the
+// GroceryStore references (described by the colour-histogram stand-in, or
+// by a real backbone with -backbone) plus synthetic descriptors up to -refs,
+// a server on 127.0.0.1, and clients posting the query photos.
+//
+//	loadtest -refs 2626,100000 -c 1,4
+//	loadtest -backbone coral_mnv1 -refs 100000
+//
+// Against a running `prodsearch serve` (store prepared beforehand):
+//
+//	prodsearch index add --store S --ids path ../shared/data/grocerystore/splits/reference.tsv
+//	loadtest -prepare S -refs 100000        # pads S with synthetic descriptors
+//	prodsearch serve --store S --addr 127.0.0.1:8080 &
+//	loadtest -url http://127.0.0.1:8080 -c 1,4
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/server"
+	"prodsearch/internal/store"
+	"prodsearch/internal/store/storetest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	url        string
+	prepare    string
+	refs       []int
+	conc       []int
+	n          int
+	k          int
+	dim        int
+	backbone   string
+	references string
+	queries    string
+	jsonOut    string
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	var o options
+	splits := filepath.Join("..", "shared", "data", "grocerystore", "splits")
+	refsFlag := fs.String("refs", "2626,100000", "comma-separated reference counts to test (real references first, then synthetic descriptors)")
+	concFlag := fs.String("c", "1,4", "comma-separated client concurrency levels")
+	fs.StringVar(&o.url, "url", "", "test a running server instead of an in-process one")
+	fs.StringVar(&o.prepare, "prepare", "", "pad the store in this directory with synthetic descriptors up to -refs, then exit")
+	fs.IntVar(&o.n, "n", 1000, "measured requests per concurrency level (after 50 warm-up requests)")
+	fs.IntVar(&o.k, "k", 10, "results per search")
+	fs.IntVar(&o.dim, "dim", 1280, "descriptor length of the stand-in describer")
+	fs.StringVar(&o.backbone, "backbone", "", "describe with this builtin backbone (ONNX) instead of the stand-in")
+	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
+	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.refs, err = ints(*refsFlag); err != nil {
+		return fmt.Errorf("-refs: %w", err)
+	}
+	if o.conc, err = ints(*concFlag); err != nil {
+		return fmt.Errorf("-c: %w", err)
+	}
+	if o.prepare != "" {
+		return prepare(ctx, o.prepare, slices.Max(o.refs), stdout)
+	}
+	queries, err := loadQueries(o.queries)
+	if err != nil {
+		return err
+	}
+	var all []result
+	if o.url != "" {
+		for _, c := range o.conc {
+			r, err := measure(ctx, o.url, queries, c, o.n, o.k)
+			if err != nil {
+				return err
+			}
+			r.Refs = -1
+			r.print(stdout)
+			all = append(all, r)
+		}
+		return writeJSON(o.jsonOut, all)
+	}
+	rs, err := inProcess(ctx, o, queries, stdout)
+	if err != nil {
+		return err
+	}
+	return writeJSON(o.jsonOut, rs)
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func readManifest(path string) ([][2]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out [][2]string
+	for _, line := range strings.Split(string(data), "\n") {
+		p, l, _ := strings.Cut(strings.TrimRight(line, "\r"), "\t")
+		if p == "" || strings.HasPrefix(p, "#") {
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(path), p)
+		}
+		out = append(out, [2]string{p, l})
+	}
+	return out, nil
+}
+
+type query struct {
+	name, label string
+	data        []byte
+}
+
+func loadQueries(path string) ([]query, error) {
+	m, err := readManifest(path)
+	if err != nil {
+		return nil, fmt.Errorf("queries: %w", err)
+	}
+	qs := make([]query, 0, len(m))
+	for _, e := range m {
+		data, err := os.ReadFile(e[0])
+		if err != nil {
+			return nil, fmt.Errorf("queries: %w", err)
+		}
+		qs = append(qs, query{name: filepath.Base(e[0]), label: e[1], data: data})
+	}
+	if len(qs) == 0 {
+		return nil, errors.New("queries: none")
+	}
+	return qs, nil
+}
+
+// inProcess builds one store and grows it through the -refs sizes, serving
+// it on loopback and measuring at each size and concurrency.
+func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer) ([]result, error) {
+	var d store.Describer = storetest.NewColourDescriber(o.dim)
+	if o.backbone != "" {
+		b, err := bundle.Default(o.backbone)
+		if err != nil {
+			return nil, err
+		}
+		eng, err := bundle.Open(b, bundle.Options{})
+		if err != nil {
+			return nil, err
+		}
+		defer eng.Close()
+		d = eng
+	}
+	tmp, err := os.MkdirTemp("", "prodsearch-loadtest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "store")
+
+	t0 := time.Now()
+	var log bytes.Buffer
+	err = store.RunIndexCommand(ctx, []string{"add", "--store", dir, "--ids", "path", "--workers", strconv.Itoa(runtime.GOMAXPROCS(0)), o.references},
+		store.CommandEnv{Stdout: &log, Stderr: os.Stderr, NewDescriber: func(context.Context, string, string) (store.Describer, error) { return noClose{d}, nil }})
+	if err != nil {
+		return nil, fmt.Errorf("indexing references: %w\n%s", err, log.String())
+	}
+	fmt.Fprintf(stdout, "indexed the real references in %v with %s: %s", time.Since(t0).Round(time.Millisecond), d.BundleID(), log.String())
+
+	var out []result
+	for _, n := range o.refs {
+		if err := prepare(ctx, dir, n, stdout); err != nil {
+			return nil, err
+		}
+		st, err := store.Open(ctx, dir, d.BundleID(), d.Dim())
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "opened %d references in %v\n", st.Len(), st.Info().LoadTime.Round(time.Millisecond))
+		srv, err := server.New(server.Config{Store: st, Describer: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(sctx, ln) }()
+		url := "http://" + ln.Addr().String()
+		for _, c := range o.conc {
+			r, err := measure(ctx, url, queries, c, o.n, o.k)
+			if err != nil {
+				cancel()
+				st.Close()
+				return nil, err
+			}
+			r.Refs, r.Bundle = st.Len(), d.BundleID()
+			r.print(stdout)
+			out = append(out, r)
+		}
+		cancel()
+		<-done
+		if err := st.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+type noClose struct{ store.Describer }
+
+// prepare pads the store in dir with random unit descriptors (label
+// "synthetic", no image) until it holds n items. They cost a search what
+// real descriptors cost; being random, they rarely rank high.
+func prepare(ctx context.Context, dir string, n int, stdout io.Writer) error {
+	st, err := store.Open(ctx, dir, "", 0)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	have := st.Len()
+	if have >= n {
+		return nil
+	}
+	t0 := time.Now()
+	r := rand.New(rand.NewPCG(uint64(have), uint64(n)))
+	dim := st.Dim()
+	const batch = 2000
+	for i := have; i < n; {
+		es := make([]store.Entry, 0, min(batch, n-i))
+		for ; i < n && len(es) < batch; i++ {
+			v := make([]float32, dim)
+			var ss float64
+			for j := range v {
+				f := r.NormFloat64()
+				v[j] = float32(f)
+				ss += f * f
+			}
+			inv := float32(1 / math.Sqrt(ss))
+			for j := range v {
+				v[j] *= inv
+			}
+			es = append(es, store.Entry{ID: fmt.Sprintf("synthetic-%07d", i), Label: "synthetic", Vector: v})
+		}
+		if err := st.Add(ctx, es, store.AddOptions{}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "added %d synthetic descriptors in %v; %s holds %d\n", n-have, time.Since(t0).Round(time.Millisecond), dir, st.Len())
+	return nil
+}
+
+// result is one measured configuration; durations in milliseconds.
+type result struct {
+	Refs        int                `json:"refs"`
+	Bundle      string             `json:"bundle,omitempty"`
+	Concurrency int                `json:"concurrency"`
+	Requests    int                `json:"requests"`
+	Errors      int                `json:"errors"`
+	RPS         float64            `json:"requests_per_second"`
+	Top1Label   float64            `json:"top1_label_agreement"`
+	Latency     map[string]summary `json:"latency_ms"`
+}
+
+type summary struct {
+	P50, P95, P99, Mean float64
+}
+
+func summarise(xs []float64) summary {
+	if len(xs) == 0 {
+		return summary{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	q := func(p float64) float64 { return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)] }
+	var sum float64
+	for _, x := range s {
+		sum += x
+	}
+	return summary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Mean: sum / float64(len(s))}
+}
+
+var stages = []string{"client", "server", "decode", "queue", "describe", "search"}
+
+func (r result) print(w io.Writer) {
+	refs := strconv.Itoa(r.Refs)
+	if r.Refs < 0 {
+		refs = "(remote)"
+	}
+	fmt.Fprintf(w, "\nreferences %s, concurrency %d: %d requests, %d errors, %.1f req/s, top-1 label agreement %.0f%%\n",
+		refs, r.Concurrency, r.Requests, r.Errors, r.RPS, 100*r.Top1Label)
+	fmt.Fprintf(w, "  %-9s %8s %8s %8s %8s  (ms)\n", "", "p50", "p95", "p99", "mean")
+	for _, s := range stages {
+		l := r.Latency[s]
+		fmt.Fprintf(w, "  %-9s %8.2f %8.2f %8.2f %8.2f\n", s, l.P50, l.P95, l.P99, l.Mean)
+	}
+}
+
+type sample struct {
+	client float64
+	timing server.Timing
+	top1   bool
+	err    error
+}
+
+// measure posts n raw-body searches from c clients after a warm-up.
+func measure(ctx context.Context, url string, queries []query, c, n, k int) (result, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}, Timeout: time.Minute}
+	one := func(q query) sample {
+		t0 := time.Now()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/v1/search?k=%d", url, k), bytes.NewReader(q.data))
+		if err != nil {
+			return sample{err: err}
+		}
+		req.Header.Set("Content-Type", "image/jpeg")
+		resp, err := client.Do(req)
+		if err != nil {
+			return sample{err: err}
+		}
+		defer resp.Body.Close()
+		var sr server.SearchResponse
+		if err := json.NewDecoder(resp.Body).Decode(&sr); err != nil || resp.StatusCode != http.StatusOK {
+			return sample{err: fmt.Errorf("status %d: %v", resp.StatusCode, err)}
+		}
+		return sample{client: float64(time.Since(t0).Microseconds()) / 1000, timing: sr.TimingMS,
+			top1: len(sr.Results) > 0 && sr.Results[0].Label == q.label}
+	}
+	for i := range 50 {
+		if s := one(queries[i%len(queries)]); s.err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", s.err)
+		}
+	}
+	samples := make([]sample, n)
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				samples[i] = one(queries[i%len(queries)])
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	if err := ctx.Err(); err != nil {
+		return result{}, err
+	}
+	r := result{Concurrency: c, Requests: n, RPS: float64(n) / elapsed.Seconds(), Latency: map[string]summary{}}
+	cols := map[string][]float64{}
+	top1 := 0
+	for _, s := range samples {
+		if s.err != nil {
+			r.Errors++
+			continue
+		}
+		if s.top1 {
+			top1++
+		}
+		for name, v := range map[string]float64{"client": s.client, "server": s.timing.Total, "decode": s.timing.Decode,
+			"queue": s.timing.Queue, "describe": s.timing.Describe, "search": s.timing.Search} {
+			cols[name] = append(cols[name], v)
+		}
+	}
+	if ok := n - r.Errors; ok > 0 {
+		r.Top1Label = float64(top1) / float64(ok)
+	}
+	for _, s := range stages {
+		r.Latency[s] = summarise(cols[s])
+	}
+	if r.Errors > 0 {
+		for _, s := range samples {
+			if s.err != nil {
+				fmt.Fprintln(os.Stderr, "first error:", s.err)
+				break
+			}
+		}
+	}
+	return r, nil
+}
+
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}

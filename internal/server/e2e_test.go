@@ -1,0 +1,277 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/store"
+	"prodsearch/internal/store/storetest"
+	"prodsearch/internal/testenv"
+)
+
+// The end-to-end test drives the real page in headless Chromium: it indexes
+// GroceryStore reference photos with the real backbone, uploads a query
+// photo through the file input, and checks that the first result has the
+// query's label. Screenshots are kept in the artifacts directory.
+//
+// Environment:
+//
+//	PRODSEARCH_E2E_DESCRIBER=fake   use the colour-histogram stand-in (no ONNX)
+//	PRODSEARCH_E2E_BACKBONE=NAME    builtin backbone (default coral_mnv1)
+//	PRODSEARCH_E2E_STRIDE=N         index every Nth reference (default 5; 1 = all 2,626)
+//	PRODSEARCH_E2E_QUERY=I          use line I of query.tsv (default 0)
+//	PRODSEARCH_ARTIFACTS=DIR        where screenshots go (default artifacts/ at the repo root)
+//	PRODSEARCH_CHROMIUM=PATH        browser binary (default /usr/bin/chromium)
+//	CI=true                         a missing browser, model or data fails instead of skipping
+
+// e2eDescriber builds the describer the test indexes and searches with; the
+// returned describer must be closed by the caller when it is an io.Closer.
+func e2eDescriber(t *testing.T) store.Describer {
+	t.Helper()
+	if os.Getenv("PRODSEARCH_E2E_DESCRIBER") == "fake" {
+		t.Log("using the colour-histogram stand-in describer, not the backbone")
+		return storetest.NewColourDescriber(256)
+	}
+	testenv.Models(t)
+	name := os.Getenv("PRODSEARCH_E2E_BACKBONE")
+	if name == "" {
+		name = "coral_mnv1"
+	}
+	b, err := bundle.Default(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := bundle.Open(b, bundle.Options{})
+	testenv.Require(t, "ONNX Runtime backbone", err)
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// noClose hides Close so the index command does not close the shared engine.
+type noClose struct{ store.Describer }
+
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("PRODSEARCH_ARTIFACTS")
+	if dir == "" {
+		wd, _ := os.Getwd()
+		root := wd
+		for root != "/" {
+			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+				break
+			}
+			root = filepath.Dir(root)
+		}
+		dir = filepath.Join(root, "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type tsvLine struct{ path, label string }
+
+func readTSV(t *testing.T, path string) []tsvLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []tsvLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p, l, ok := strings.Cut(sc.Text(), "\t")
+		if !ok {
+			continue
+		}
+		out = append(out, tsvLine{filepath.Join(filepath.Dir(path), p), l})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}
+
+func TestE2EChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	chromium := os.Getenv("PRODSEARCH_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	_, err := exec.LookPath(chromium)
+	testenv.Require(t, "Chromium (apt-get install -y chromium chromium-driver)", err)
+	splits := testenv.GroceryStore(t)
+	d := e2eDescriber(t)
+
+	// Index a deterministic subset of the references through the same code
+	// path as `prodsearch index add`.
+	refs := readTSV(t, filepath.Join(splits, "reference.tsv"))
+	stride := max(1, envInt("PRODSEARCH_E2E_STRIDE", 5))
+	var manifest strings.Builder
+	n := 0
+	taken := map[string]bool{} // GroceryStore repeats file names across train/val/test
+	for i, r := range refs {
+		if id := store.RefID(r.path); i%stride == 0 && !taken[id] {
+			taken[id] = true
+			fmt.Fprintf(&manifest, "%s\t%s\n", r.path, r.label)
+			n++
+		}
+	}
+	tmp := t.TempDir()
+	mpath := filepath.Join(tmp, "refs.tsv")
+	if err := os.WriteFile(mpath, []byte(manifest.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "store")
+	ctx := context.Background()
+	t0 := time.Now()
+	var out strings.Builder
+	err = store.RunIndexCommand(ctx, []string{"add", "--store", dir, "--workers", "2", mpath}, store.CommandEnv{
+		Stdout: &out, Stderr: &out,
+		NewDescriber: func(context.Context, string, string) (store.Describer, error) { return noClose{d}, nil },
+	})
+	if err != nil {
+		t.Fatalf("index add: %v\n%s", err, out.String())
+	}
+	t.Logf("indexed %d of %d references in %v with %s", n, len(refs), time.Since(t0).Round(time.Millisecond), d.BundleID())
+
+	st, err := store.Open(ctx, dir, d.BundleID(), d.Dim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := New(Config{Store: st, Describer: d, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	queries := readTSV(t, filepath.Join(splits, "query.tsv"))
+	q := queries[min(envInt("PRODSEARCH_E2E_QUERY", 0), len(queries)-1)]
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(chromium),
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.NoFirstRun,
+			chromedp.UserDataDir(filepath.Join(tmp, "chromium-profile")),
+			chromedp.WindowSize(1280, 1000),
+		)...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	// The first Do starts the browser and must not carry a timeout.
+	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/")); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	tctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+	shots := artifactsDir(t)
+	shoot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		p := filepath.Join(shots, name)
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+	imagesLoaded := chromedp.Poll[bool](`Array.from(document.querySelectorAll('#results img, #catalogue img')).every(i => i.complete)`, chromedp.WithPollingTimeout(30*time.Second))
+
+	err = chromedp.Do(tctx,
+		chromedp.WaitVisible(chromedp.CSS("#drop")),
+		void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{q.path}),
+		chromedp.WaitVisible(chromedp.CSS("#results .card")),
+	)
+	if err != nil {
+		shoot("e2e-failure.png")
+		t.Fatalf("search in the page: %v", err)
+	}
+	first, err := chromedp.Run(tctx, chromedp.AttributeValue(chromedp.CSS("#results .card"), "data-label"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstID, _ := chromedp.Run(tctx, chromedp.AttributeValue(chromedp.CSS("#results .card"), "data-id"))
+	timing, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("#timing")))
+	if _, err := chromedp.Run(tctx, imagesLoaded); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Log(err)
+	}
+	shoot("e2e-search.png")
+	t.Logf("query %s (label %s): first result %s (label %s); %s", filepath.Base(q.path), q.label, firstID.Value, first.Value, timing)
+	if first.Value != q.label {
+		t.Errorf("first result has label %q, want the query's label %q", first.Value, q.label)
+	}
+
+	// Enlarge the first result, then browse the catalogue.
+	err = chromedp.Do(tctx,
+		chromedp.Click(chromedp.CSS("#results .card")),
+		chromedp.WaitVisible(chromedp.CSS("#viewer-img")),
+		void(chromedp.Poll[bool](`document.querySelector('#viewer-img').complete && document.querySelectorAll('#viewer-meta dt').length >= 4`)),
+	)
+	if err != nil {
+		t.Fatalf("viewer: %v", err)
+	}
+	shoot("e2e-viewer.png")
+	err = chromedp.Do(tctx,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#viewer').close()`),
+		chromedp.Click(chromedp.CSS(`.tab[data-tab="catalogue"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#catalogue .card")),
+		chromedp.Click(chromedp.CSS("#next")),
+		void(chromedp.Poll[bool](`document.querySelector('#page-info').textContent.startsWith('25')`)),
+	)
+	if err != nil {
+		t.Fatalf("catalogue: %v", err)
+	}
+	if _, err := chromedp.Run(tctx, imagesLoaded); err != nil {
+		t.Log(err)
+	}
+	shoot("e2e-catalogue.png")
+}
+
+// void drops an action's value so it can run in chromedp.Do.
+func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// testWriter sends server logs to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
