@@ -99,7 +99,7 @@ func runSettings(ctx context.Context, args []string, w io.Writer) error {
 		return err
 	}
 	qs, rs := valSplit(set)
-	c, err := cache.Open(cache.DefaultPath())
+	c, err := cache.Open(cache.DefaultDir())
 	if err != nil {
 		return err
 	}

@@ -125,6 +125,38 @@ func (d *Describer) Settings() Settings { return d.set }
 // Dim is the descriptor length before any head.
 func (d *Describer) Dim() int { return d.run.Spec().Channels }
 
+// View is one test-time view of an image: a scale, mirrored or not. The
+// descriptor is the normalised sum of its views' normalised descriptors, and
+// views are cached one by one, so trying another combination of scales or
+// flips only runs the network for views not seen before.
+type View struct {
+	Scale  int
+	Mirror bool
+}
+
+// Views lists the views the settings combine.
+func (d *Describer) Views() []View {
+	var vs []View
+	for _, s := range d.set.Scales {
+		vs = append(vs, View{Scale: s})
+		if d.set.Flip {
+			vs = append(vs, View{Scale: s, Mirror: true})
+		}
+	}
+	return vs
+}
+
+// ViewKey is the cache key of one view's descriptors.
+func (d *Describer) ViewKey(v View) string {
+	s := d.set
+	s.Scales, s.Flip = []int{v.Scale}, false
+	k := Key(d.run.Spec(), s)
+	if v.Mirror {
+		k += "-m"
+	}
+	return k
+}
+
 // Describe returns the L2-normalised descriptor of one image.
 func (d *Describer) Describe(ctx context.Context, img image.Image) ([]float32, error) {
 	out, _, err := d.DescribeBatch(ctx, []image.Image{img})
@@ -134,78 +166,104 @@ func (d *Describer) Describe(ctx context.Context, img image.Image) ([]float32, e
 	return out[0], nil
 }
 
-// view is one resized image waiting for inference.
-type view struct {
-	img  int // which input image
-	rgba *image.RGBA
-	flip bool
-}
-
-// DescribeBatch describes several images, running the backbone on batches of
-// equal-sized views (one batch per scale for same-shaped photos).
+// DescribeBatch describes several images with every view of the settings.
 func (d *Describer) DescribeBatch(ctx context.Context, imgs []image.Image) ([][]float32, Timing, error) {
 	var tm Timing
-	spec := d.run.Spec()
-	c := spec.Channels
 	acc := make([][]float32, len(imgs))
 	for i := range acc {
-		acc[i] = make([]float32, c)
+		acc[i] = make([]float32, d.Dim())
 	}
-	pooled := make([]float32, c)
 	for _, s := range d.set.Scales {
-		t0 := time.Now()
-		groups := map[image.Point][]view{}
-		var order []image.Point
-		for i, img := range imgs {
-			if img == nil || img.Bounds().Empty() {
-				return nil, tm, fmt.Errorf("describe: image %d is empty", i)
-			}
-			r := d.resize(img, s)
-			sz := r.Rect.Size()
-			if _, ok := groups[sz]; !ok {
-				order = append(order, sz)
-			}
-			groups[sz] = append(groups[sz], view{img: i, rgba: r})
-			if d.set.Flip {
-				groups[sz] = append(groups[sz], view{img: i, rgba: r, flip: true})
-			}
+		plain, mirrored, t, err := d.DescribeScale(ctx, imgs, s, d.set.Flip)
+		tm.Add(t)
+		if err != nil {
+			return nil, tm, err
 		}
-		tm.Resize += time.Since(t0)
-		for _, sz := range order {
-			vs := groups[sz]
-			t1 := time.Now()
-			per := 3 * sz.X * sz.Y
-			input := make([]float32, len(vs)*per)
-			for j, v := range vs {
-				if err := imageio.FillTensor(input[j*per:(j+1)*per], v.rgba, d.norm, v.flip); err != nil {
-					return nil, tm, fmt.Errorf("describe: %w", err)
-				}
+		for i := range imgs {
+			addTo(acc[i], plain[i])
+			if mirrored != nil {
+				addTo(acc[i], mirrored[i])
 			}
-			t2 := time.Now()
-			tm.Tensor += t2.Sub(t1)
-			fm, err := d.run.Run(ctx, input, len(vs), sz.Y, sz.X)
-			if err != nil {
-				return nil, tm, err
-			}
-			t3 := time.Now()
-			tm.Infer += t3.Sub(t2)
-			for j, v := range vs {
-				if err := Pool(pooled, fm.At(j), fm.C, fm.H*fm.W, d.set.Pool, d.set.P); err != nil {
-					return nil, tm, err
-				}
-				Normalize(pooled)
-				a := acc[v.img]
-				for k, x := range pooled {
-					a[k] += x
-				}
-			}
-			tm.Pool += time.Since(t3)
 		}
 	}
 	for _, a := range acc {
 		Normalize(a)
 	}
 	return acc, tm, nil
+}
+
+func addTo(acc, v []float32) {
+	for k, x := range v {
+		acc[k] += x
+	}
+}
+
+// view is one resized image waiting for inference.
+type view struct {
+	img    int // which input image
+	rgba   *image.RGBA
+	mirror bool
+}
+
+// DescribeScale returns the normalised descriptors of the images resized to
+// short side s, and of their mirror images when flip is set (else nil). One
+// resize serves both; equal-sized views share one backbone call.
+func (d *Describer) DescribeScale(ctx context.Context, imgs []image.Image, s int, flip bool) (plain, mirrored [][]float32, tm Timing, err error) {
+	t0 := time.Now()
+	groups := map[image.Point][]view{}
+	var order []image.Point
+	for i, img := range imgs {
+		if img == nil || img.Bounds().Empty() {
+			return nil, nil, tm, fmt.Errorf("describe: image %d is empty", i)
+		}
+		r := d.resize(img, s)
+		sz := r.Rect.Size()
+		if _, ok := groups[sz]; !ok {
+			order = append(order, sz)
+		}
+		groups[sz] = append(groups[sz], view{img: i, rgba: r})
+		if flip {
+			groups[sz] = append(groups[sz], view{img: i, rgba: r, mirror: true})
+		}
+	}
+	tm.Resize += time.Since(t0)
+	plain = make([][]float32, len(imgs))
+	if flip {
+		mirrored = make([][]float32, len(imgs))
+	}
+	for _, sz := range order {
+		vs := groups[sz]
+		t1 := time.Now()
+		per := 3 * sz.X * sz.Y
+		input := make([]float32, len(vs)*per)
+		for j, v := range vs {
+			if err := imageio.FillTensor(input[j*per:(j+1)*per], v.rgba, d.norm, v.mirror); err != nil {
+				return nil, nil, tm, fmt.Errorf("describe: %w", err)
+			}
+		}
+		t2 := time.Now()
+		tm.Tensor += t2.Sub(t1)
+		fm, err := d.run.Run(ctx, input, len(vs), sz.Y, sz.X)
+		if err != nil {
+			return nil, nil, tm, err
+		}
+		t3 := time.Now()
+		tm.Infer += t3.Sub(t2)
+		for j, v := range vs {
+			pooled := make([]float32, fm.C)
+			if err := Pool(pooled, fm.At(j), fm.C, fm.H*fm.W, d.set.Pool, d.set.P); err != nil {
+				return nil, nil, tm, err
+			}
+			Normalize(pooled)
+			if v.mirror {
+				mirrored[v.img] = pooled
+			} else {
+				plain[v.img] = pooled
+			}
+		}
+		tm.Pool += time.Since(t3)
+	}
+	return plain, mirrored, tm, nil
 }
 
 // resize scales to short side s, capping the long side so a panorama cannot

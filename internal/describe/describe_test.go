@@ -115,7 +115,7 @@ func TestDescribeFilesOrderFailuresAndCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(filepath.Join(dir, "cache.db"))
+	c, err := cache.Open(filepath.Join(dir, "cache"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +165,14 @@ func TestDescribeFilesOrderFailuresAndCache(t *testing.T) {
 				t.Fatalf("cached descriptor differs at %d", i)
 			}
 		}
+	}
+	// A new combination of views runs the network only for the new scale.
+	d2, err := New(run, Settings{Scales: []int{16, 24, 32}, Flip: true, Pool: PoolGAP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, st3, err := d2.DescribeFiles(context.Background(), paths, opt); err != nil || run.seen != 18 || st3.Described != 3 {
+		t.Fatalf("adding scale 32: err %v, seen %d (want 18), described %d", err, run.seen, st3.Described)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -48,12 +48,12 @@ type Stats struct {
 	Wall         time.Duration
 }
 
-// chunk is one batch of files after reading, hashing, the cache lookup and
-// decoding of the misses.
+// chunk is one batch of files after reading, hashing, the cache lookup of
+// every view and decoding of the images that miss a view.
 type chunk struct {
 	lo     int
 	hashes []string
-	vecs   [][]float32 // cache hits; nil where missing
+	views  [][][]float32 // [view][image] descriptor; nil where missing
 	imgs   []image.Image
 	errs   []error
 	read   time.Duration
@@ -77,13 +77,18 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
 	}
+	views := d.Views()
+	keys := make([]string, len(views))
+	for v := range views {
+		keys[v] = d.ViewKey(views[v])
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan chunk, 1)
 	go func() {
 		defer close(chunks)
 		for lo := 0; lo < len(paths); lo += opt.Batch {
-			ch := d.load(paths[lo:min(lo+opt.Batch, len(paths))], opt)
+			ch := d.load(paths[lo:min(lo+opt.Batch, len(paths))], keys, opt)
 			ch.lo = lo
 			select {
 			case chunks <- ch:
@@ -108,40 +113,25 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 		}
 		st.Read += ch.read
 		st.Decode += ch.decode
-		var todo []int
-		var imgs []image.Image
-		for i := range ch.hashes {
-			switch {
-			case ch.errs[i] != nil:
-				fails = append(fails, Failure{Path: paths[ch.lo+i], Err: ch.errs[i]})
-			case ch.vecs[i] != nil:
-				if len(ch.vecs[i]) != d.Dim() {
-					return nil, nil, st, fmt.Errorf("describe: cached descriptor of %s has %d values, want %d", paths[ch.lo+i], len(ch.vecs[i]), d.Dim())
-				}
-				out[ch.lo+i] = ch.vecs[i]
-				st.Cached++
-			default:
-				todo = append(todo, i)
-				imgs = append(imgs, ch.imgs[i])
-			}
+		n, err := d.fillMissingViews(ctx, &ch, views, keys, opt.Cache, &st)
+		if err != nil {
+			return nil, nil, st, err
 		}
-		if len(imgs) > 0 {
-			vecs, tm, err := d.DescribeBatch(ctx, imgs)
-			st.Timing.Add(tm)
-			if err != nil {
-				return nil, nil, st, err
+		st.Described += n
+		for i := range ch.hashes {
+			if ch.errs[i] != nil {
+				fails = append(fails, Failure{Path: paths[ch.lo+i], Err: ch.errs[i]})
+				continue
 			}
-			hs := make([]string, len(todo))
-			for j, i := range todo {
-				out[ch.lo+i] = vecs[j]
-				hs[j] = ch.hashes[i]
-			}
-			if opt.Cache != nil {
-				if err := opt.Cache.Put(d.key, hs, vecs); err != nil {
-					return nil, nil, st, fmt.Errorf("describe: caching: %w", err)
+			acc := make([]float32, d.Dim())
+			for v := range views {
+				if len(ch.views[v][i]) != len(acc) {
+					return nil, nil, st, fmt.Errorf("describe: cached descriptor of %s has %d values, want %d", paths[ch.lo+i], len(ch.views[v][i]), len(acc))
 				}
+				addTo(acc, ch.views[v][i])
 			}
-			st.Described += len(imgs)
+			Normalize(acc)
+			out[ch.lo+i] = acc
 		}
 		done += len(ch.hashes)
 		if opt.Progress != nil {
@@ -151,15 +141,69 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 	if err := ctx.Err(); err != nil {
 		return nil, nil, st, err
 	}
+	st.Cached = len(paths) - len(fails) - st.Described
 	st.Wall = time.Since(start)
 	return out, fails, st, nil
 }
 
-// load reads and hashes a batch of files, looks them up in the cache, and
-// decodes the misses.
-func (d *Describer) load(paths []string, opt FileOptions) chunk {
+// fillMissingViews runs the backbone, one scale at a time, on the images of a
+// chunk that miss a view of that scale, and caches what it computed. It
+// returns how many images needed the network.
+func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []View, keys []string, c Store, st *Stats) (int, error) {
+	needed := map[int]bool{}
+	for _, s := range d.set.Scales {
+		var idx []int
+		for i := range ch.hashes {
+			if ch.errs[i] != nil {
+				continue
+			}
+			for v, vw := range views {
+				if vw.Scale == s && ch.views[v][i] == nil {
+					idx = append(idx, i)
+					break
+				}
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		imgs := make([]image.Image, len(idx))
+		hs := make([]string, len(idx))
+		for j, i := range idx {
+			imgs[j], hs[j] = ch.imgs[i], ch.hashes[i]
+			needed[i] = true
+		}
+		plain, mirrored, tm, err := d.DescribeScale(ctx, imgs, s, d.set.Flip)
+		st.Timing.Add(tm)
+		if err != nil {
+			return 0, err
+		}
+		for v, vw := range views {
+			if vw.Scale != s {
+				continue
+			}
+			got := plain
+			if vw.Mirror {
+				got = mirrored
+			}
+			for j, i := range idx {
+				ch.views[v][i] = got[j]
+			}
+			if c != nil {
+				if err := c.Put(keys[v], hs, got); err != nil {
+					return 0, fmt.Errorf("describe: caching: %w", err)
+				}
+			}
+		}
+	}
+	return len(needed), nil
+}
+
+// load reads and hashes a batch of files, looks every view up in the cache,
+// and decodes the images that miss one.
+func (d *Describer) load(paths []string, keys []string, opt FileOptions) chunk {
 	n := len(paths)
-	ch := chunk{hashes: make([]string, n), imgs: make([]image.Image, n), errs: make([]error, n)}
+	ch := chunk{hashes: make([]string, n), imgs: make([]image.Image, n), errs: make([]error, n), views: make([][][]float32, len(keys))}
 	data := make([][]byte, n)
 	reads := make([]time.Duration, n)
 	decodes := make([]time.Duration, n)
@@ -171,22 +215,28 @@ func (d *Describer) load(paths []string, opt FileOptions) chunk {
 		}
 		reads[i] = time.Since(t0)
 	})
-	if opt.Cache != nil {
-		ch.vecs, ch.err = opt.Cache.Get(d.key, ch.hashes)
-		if ch.err != nil {
+	for v, k := range keys {
+		ch.views[v] = make([][]float32, n)
+		if opt.Cache == nil {
+			continue
+		}
+		if ch.views[v], ch.err = opt.Cache.Get(k, ch.hashes); ch.err != nil {
 			ch.err = fmt.Errorf("describe: cache lookup: %w", ch.err)
 			return ch
 		}
-	} else {
-		ch.vecs = make([][]float32, n)
 	}
 	parallel(n, opt.Workers, func(i int) {
-		if ch.errs[i] != nil || ch.vecs[i] != nil {
+		if ch.errs[i] != nil {
 			return
 		}
-		t0 := time.Now()
-		ch.imgs[i], ch.errs[i] = imageio.Decode(data[i], opt.Limits)
-		decodes[i] = time.Since(t0)
+		for v := range keys {
+			if ch.views[v][i] == nil {
+				t0 := time.Now()
+				ch.imgs[i], ch.errs[i] = imageio.Decode(data[i], opt.Limits)
+				decodes[i] = time.Since(t0)
+				return
+			}
+		}
 	})
 	for i := range reads {
 		ch.read += reads[i]

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/cache"
+	"prodsearch/internal/describe"
+	"prodsearch/internal/imageio"
+	"prodsearch/internal/runs"
+)
+
+// engineFlags choose and open a bundle: either --bundle, or a builtin
+// backbone with describe settings given as flags.
+type engineFlags struct {
+	fs        *flag.FlagSet
+	bundle    string
+	backbone  string
+	models    string
+	ortLib    string
+	threads   int
+	scales    string
+	flip      bool
+	pool      string
+	p         float64
+	batch     int
+	cachePath string
+	strict    bool
+	maxBytes  int64
+	maxPixels int64
+	runsDir   string
+}
+
+// defaultBackbone is the measured default (README: best mAP of the builtin
+// backbones on held-out training classes).
+const defaultBackbone = "coral_mnv1"
+
+func addEngineFlags(fs *flag.FlagSet) *engineFlags {
+	def := describe.DefaultSettings()
+	lim := imageio.DefaultLimits()
+	f := &engineFlags{fs: fs}
+	fs.StringVar(&f.bundle, "bundle", "", "model bundle: a bundle .json file or RUN/CHECKPOINT (RUN/best) from the runs dir; default: --backbone with the describe flags")
+	fs.StringVar(&f.backbone, "backbone", defaultBackbone, "builtin backbone name or a path to a spec .json (see `prodsearch backbones`)")
+	fs.StringVar(&f.models, "models", "", "model directory (default $PRODSEARCH_MODELS, else ../shared/models beside the clone)")
+	fs.StringVar(&f.ortLib, "ort-lib", "", "path to libonnxruntime.so.1 (default $PRODSEARCH_ORT_LIB, else lib/ from `make setup`)")
+	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0 = all cores)")
+	fs.StringVar(&f.scales, "scales", joinInts(def.Scales), "comma-separated short sides for multi-scale describe")
+	fs.BoolVar(&f.flip, "flip", def.Flip, "also describe horizontally flipped images (TTA)")
+	fs.StringVar(&f.pool, "pool", def.Pool, "pooling: gem, gap or max")
+	fs.Float64Var(&f.p, "p", def.P, "GeM exponent")
+	fs.IntVar(&f.batch, "batch", 16, "images per backbone call")
+	fs.StringVar(&f.cachePath, "cache", cache.DefaultDir(), "descriptor cache directory, or \"off\"")
+	fs.BoolVar(&f.strict, "strict", false, "stop at the first unreadable image instead of reporting them at the end")
+	fs.Int64Var(&f.maxBytes, "max-bytes", lim.MaxBytes, "largest image file accepted, in bytes")
+	fs.Int64Var(&f.maxPixels, "max-pixels", lim.MaxPixels, "largest image accepted, in pixels (checked from the header before decoding)")
+	fs.StringVar(&f.runsDir, "runs-dir", "", "runs directory for RUN/CHECKPOINT bundles (default $PRODSEARCH_RUNS, else ./runs)")
+	return f
+}
+
+// resolveBundle builds the bundle the flags describe.
+func (f *engineFlags) resolveBundle() (bundle.Bundle, error) {
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.bundle != "" {
+		for _, n := range []string{"backbone", "scales", "flip", "pool", "p"} {
+			if set[n] {
+				return bundle.Bundle{}, fmt.Errorf("--%s cannot be combined with --bundle: the bundle fixes how images are described", n)
+			}
+		}
+		return resolveBundleRef(f.bundle, f.runsDir)
+	}
+	b, err := bundle.Default(f.backbone)
+	if err != nil {
+		return bundle.Bundle{}, err
+	}
+	scales, err := parseInts(f.scales)
+	if err != nil {
+		return bundle.Bundle{}, fmt.Errorf("--scales: %w", err)
+	}
+	b.Describe = describe.Settings{Scales: scales, Flip: f.flip, Pool: f.pool, P: f.p}
+	if f.pool != describe.PoolGeM {
+		b.Describe.P = 0
+	}
+	return b, b.Validate()
+}
+
+func (f *engineFlags) engineOptions() bundle.Options {
+	return bundle.Options{ModelDir: f.models, Library: f.ortLib, Threads: f.threads}
+}
+
+func (f *engineFlags) fileOptions() describe.FileOptions {
+	return describe.FileOptions{
+		Limits: imageio.Limits{MaxBytes: f.maxBytes, MaxPixels: f.maxPixels},
+		Batch:  f.batch,
+	}
+}
+
+// openCache opens the descriptor cache unless it is switched off.
+func (f *engineFlags) openCache() (*cache.Cache, error) {
+	if f.cachePath == "" || f.cachePath == "off" {
+		return nil, nil
+	}
+	return cache.Open(f.cachePath)
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", part)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty list")
+	}
+	return out, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// newFlagSet returns a flag set whose errors come back instead of exiting.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: prodsearch %s %s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse wraps FlagSet.Parse so -h returns cleanly and errors are not printed twice.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return errHelp
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// resolveBundleRef loads a bundle from a .json file or a RUN/CHECKPOINT
+// reference in the runs directory.
+func resolveBundleRef(ref, runsDir string) (bundle.Bundle, error) {
+	if st, err := os.Stat(ref); err == nil && !st.IsDir() {
+		return bundle.Load(ref)
+	}
+	cp, err := runs.Resolve(runs.Dir(runsDir), ref)
+	if err != nil {
+		return bundle.Bundle{}, fmt.Errorf("--bundle %s: not a bundle file, and %w", ref, err)
+	}
+	return bundle.Load(cp.BundlePath())
+}

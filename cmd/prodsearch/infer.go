@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"prodsearch/internal/backbone"
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/eval"
+	"prodsearch/internal/progress"
+	"prodsearch/internal/retrieval"
+)
+
+// errHelp is returned after -h printed the usage: not a failure.
+var errHelp = errors.New("help requested")
+
+const setHelp = "a TSV manifest (path<TAB>label, paths relative to it), a folder of class subfolders, or a flat folder of images (hackathon layout: ID = file name without extension)"
+
+// jobFlags are shared by infer, run and submit.
+type jobFlags struct {
+	*engineFlags
+	queries, references string
+	top                 int
+	noRerank            bool
+}
+
+func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(args []string) error) {
+	fs := newFlagSet(fsName, synopsis, stderr)
+	j := &jobFlags{engineFlags: addEngineFlags(fs)}
+	fs.StringVar(&j.queries, "queries", "", "query images: "+setHelp)
+	fs.StringVar(&j.references, "references", "", "reference images: "+setHelp)
+	fs.IntVar(&j.top, "top", 1000, "references per query in the ranking (0 = all)")
+	fs.BoolVar(&j.noRerank, "no-rerank", false, "ignore the bundle's re-ranking recipe (for comparison)")
+	return j, func(args []string) error {
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if j.queries == "" || j.references == "" {
+			fs.Usage()
+			return errors.New("--queries and --references are required")
+		}
+		if j.top < 0 {
+			return errors.New("--top must be 0 (all) or positive")
+		}
+		return nil
+	}
+}
+
+// execute loads the sets, opens the bundle and ranks.
+func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Result, *dataset.Set, *dataset.Set, bundle.Bundle, error) {
+	b, err := j.resolveBundle()
+	if err != nil {
+		return nil, nil, nil, b, err
+	}
+	qs, err := dataset.Load(j.queries)
+	if err != nil {
+		return nil, nil, nil, b, fmt.Errorf("queries: %w", err)
+	}
+	rs, err := dataset.Load(j.references)
+	if err != nil {
+		return nil, nil, nil, b, fmt.Errorf("references: %w", err)
+	}
+	eng, err := bundle.Open(b, j.engineOptions())
+	if err != nil {
+		return nil, nil, nil, b, err
+	}
+	defer eng.Close()
+	c, err := j.openCache()
+	if err != nil {
+		return nil, nil, nil, b, err
+	}
+	defer c.Close()
+	opt := j.fileOptions()
+	if c != nil {
+		opt.Cache = c
+	}
+	job := retrieval.Job{
+		Queries: qs, References: rs, Top: j.top, Files: opt, Strict: j.strict,
+		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
+	}
+	if !j.noRerank {
+		job.Rerank = b.Rerank
+	}
+	res, err := retrieval.Run(ctx, eng, job)
+	if err != nil {
+		return nil, nil, nil, b, err
+	}
+	reportFailures(stderr, res)
+	return res, qs, rs, b, nil
+}
+
+// reportFailures lists unreadable images after a batch job (count + names).
+func reportFailures(w io.Writer, res *retrieval.Result) {
+	if len(res.Failures) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%d image(s) could not be described and were left out:\n", len(res.Failures))
+	for _, f := range res.Failures {
+		fmt.Fprintf(w, "  %v\n", f)
+	}
+}
+
+func cmdInfer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	j, parseArgs := addJobFlags("infer", "--queries Q --references R --out FILE [--top K] [--format tsv|json]", stderr)
+	out := j.fs.String("out", "", "ranking file to write (\"-\" = stdout)")
+	format := j.fs.String("format", "tsv", "ranking format: tsv (query_id<TAB>ref1,ref2,...) or json")
+	if err := parseArgs(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out is required (\"-\" for stdout)")
+	}
+	if *format != "tsv" && *format != "json" {
+		return fmt.Errorf("--format %q: want tsv or json", *format)
+	}
+	res, _, _, _, err := j.execute(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	if err := writeRankings(*out, stdout, res.Rankings, *format); err != nil {
+		return err
+	}
+	printTiming(stderr, res)
+	return nil
+}
+
+func writeRankings(path string, stdout io.Writer, r []eval.Ranking, format string) error {
+	if path == "-" {
+		return eval.WriteRankings(stdout, r, format)
+	}
+	var sb strings.Builder
+	if err := eval.WriteRankings(&sb, r, format); err != nil {
+		return err
+	}
+	if err := bundle.WriteFileAtomic(path, []byte(sb.String())); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// printTiming says where describe time went; decode and read are summed over
+// worker goroutines, the other stages run on the calling goroutine.
+func printTiming(w io.Writer, res *retrieval.Result) {
+	q, r := res.QueryStats, res.RefStats
+	ms := func(a, b time.Duration) string { return (a + b).Round(time.Millisecond).String() }
+	fmt.Fprintf(w, "described %d images (%d from cache): read %s, decode %s, resize %s, tensor %s, inference %s, pool %s; wall %s; search %s\n",
+		q.Described+r.Described, q.Cached+r.Cached, ms(q.Read, r.Read), ms(q.Decode, r.Decode), ms(q.Resize, r.Resize),
+		ms(q.Tensor, r.Tensor), ms(q.Infer, r.Infer), ms(q.Pool, r.Pool), ms(q.Wall, r.Wall), res.Search.Round(time.Millisecond))
+}
+
+func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", "--ranking FILE --queries Q --references R [--json]", stderr)
+	ranking := fs.String("ranking", "", "ranking file written by infer (TSV or JSON)")
+	queries := fs.String("queries", "", "labelled queries: "+setHelp)
+	references := fs.String("references", "", "labelled references: "+setHelp)
+	asJSON := fs.Bool("json", false, "print one JSON object (map, map@1000, recall@1, recall@5, recall@10, queries)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: prodsearch eval --ranking FILE --queries Q --references R [--json]\n\n"+
+			"AP = (1/R) * sum over ranks k of P(k)*rel(k), R = relevant references in the whole reference set;\n"+
+			"mAP@1000 cuts each list at 1000 with R unchanged; Recall@K = 1 if a relevant reference is in the top K.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ranking == "" || *queries == "" || *references == "" {
+		fs.Usage()
+		return errors.New("--ranking, --queries and --references are required")
+	}
+	rk, err := eval.ReadRankings(*ranking)
+	if err != nil {
+		return err
+	}
+	qs, err := dataset.Load(*queries)
+	if err != nil {
+		return fmt.Errorf("queries: %w", err)
+	}
+	rs, err := dataset.Load(*references)
+	if err != nil {
+		return fmt.Errorf("references: %w", err)
+	}
+	s, err := score(rk, qs, rs)
+	if err != nil {
+		return err
+	}
+	return printScores(stdout, s, *asJSON)
+}
+
+func score(rk []eval.Ranking, qs, rs *dataset.Set) (eval.Scores, error) {
+	ql, rl := qs.Labels(), rs.Labels()
+	if len(ql) == 0 || len(rl) == 0 {
+		return eval.Scores{}, errors.New("scoring needs labels: give manifests or class folders, not flat folders")
+	}
+	return eval.Score(rk, ql, rl)
+}
+
+func printScores(w io.Writer, s eval.Scores, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return enc.Encode(s)
+	}
+	_, err := fmt.Fprint(w, s.Table())
+	return err
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	j, parseArgs := addJobFlags("run", "--queries Q --references R [--out FILE] [--json]", stderr)
+	out := j.fs.String("out", "", "also write the ranking file")
+	asJSON := j.fs.Bool("json", false, "print the scores as one JSON object")
+	if err := parseArgs(args); err != nil {
+		return err
+	}
+	res, qs, rs, b, err := j.execute(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := writeRankings(*out, stdout, res.Rankings, "tsv"); err != nil {
+			return err
+		}
+	}
+	s, err := score(res.Rankings, qs, rs)
+	if err != nil {
+		return err
+	}
+	if !*asJSON {
+		fmt.Fprintf(stdout, "bundle %s: %s\n", b.ID(), describeBundle(b))
+	}
+	printTiming(stderr, res)
+	return printScores(stdout, s, *asJSON)
+}
+
+func describeBundle(b bundle.Bundle) string {
+	d := b.Describe
+	s := fmt.Sprintf("backbone %s, scales %s, flip %v, pool %s", b.Backbone.Name, joinInts(d.Scales), d.Flip, d.Pool)
+	if d.Pool == "gem" {
+		s += fmt.Sprintf(" p=%g", d.P)
+	}
+	if len(b.Heads) > 0 {
+		s += fmt.Sprintf(", %d head(s) -> %d-d", len(b.Heads), b.Dim())
+	}
+	if b.Rerank != nil {
+		s += fmt.Sprintf(", rerank %+v", *b.Rerank)
+	}
+	return s
+}
+
+func cmdBackbones(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backbones", "[--models DIR]", stderr)
+	models := fs.String("models", "", "model directory (default $PRODSEARCH_MODELS, else ../shared/models)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	specs, err := backbone.Builtin()
+	if err != nil {
+		return err
+	}
+	dir, dirErr := backbone.FindModelDir(*models)
+	sort.Slice(specs, func(i, k int) bool { return specs[i].Name < specs[k].Name })
+	bad := 0
+	for _, s := range specs {
+		status := "ok"
+		if dirErr != nil {
+			status = dirErr.Error()
+			bad++
+		} else if _, err := s.ModelPath(dir); err != nil {
+			status = err.Error()
+			bad++
+		}
+		fmt.Fprintf(stdout, "%-12s %-5s %4d-d  %s  [%s]\n", s.Name, s.Layout, s.Channels, s.File, status)
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d model file(s) missing or wrong", bad)
+	}
+	return nil
+}
