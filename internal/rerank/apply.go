@@ -52,7 +52,7 @@ func (p Params) validate() error {
 // Apply runs the re-ranking pipeline and returns the top k references
 // (k <= 0: all) for every query; see ApplyFunc. It keeps every result in
 // memory (Q·k hits): for large query sets use ApplyFunc.
-func Apply(ctx context.Context, queries [][]float32, refs Index, k int, p Params) ([][]index.Hit, error) {
+func Apply(ctx context.Context, queries [][]float32, refs Corpus, k int, p Params) ([][]index.Hit, error) {
 	out := make([][]index.Hit, len(queries))
 	err := ApplyFunc(ctx, queries, refs, k, p, func(qi int, hits []index.Hit) error {
 		out[qi] = hits
@@ -72,7 +72,7 @@ func Apply(ctx context.Context, queries [][]float32, refs Index, k int, p Params
 // positions. Memory beyond the inputs: one augmented copy of the references
 // if DBA is on, the expanded queries if QE is on, and the searches' bounded
 // working memory.
-func ApplyFunc(ctx context.Context, queries [][]float32, refs Index, k int, p Params, fn func(qi int, hits []index.Hit) error) error {
+func ApplyFunc(ctx context.Context, queries [][]float32, refs Corpus, k int, p Params, fn func(qi int, hits []index.Hit) error) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func ApplyFunc(ctx context.Context, queries [][]float32, refs Index, k int, p Pa
 
 // ExpandQueries returns the αQE expansion of every query with its top n
 // references in refs (see AlphaQE).
-func ExpandQueries(ctx context.Context, queries [][]float32, refs Index, n int, alpha float64) ([][]float32, error) {
+func ExpandQueries(ctx context.Context, queries [][]float32, refs Corpus, n int, alpha float64) ([][]float32, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("rerank: query expansion needs n > 0, got %d", n)
 	}

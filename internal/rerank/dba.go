@@ -17,7 +17,7 @@ import (
 // mapped back directly. Its cost is one exact R×R search; memory is the
 // augmented copy of the references plus the search's working memory. If refs
 // is an *index.Flat the result inherits its threads and memory budget.
-func DBA(ctx context.Context, refs Index, k int, alpha float64) (*index.Flat, error) {
+func DBA(ctx context.Context, refs Corpus, k int, alpha float64) (*index.Flat, error) {
 	sums, err := dbaSums(ctx, refs, k, alpha)
 	if err != nil {
 		return nil, err
@@ -30,7 +30,7 @@ func DBA(ctx context.Context, refs Index, k int, alpha float64) (*index.Flat, er
 // which it is among the k most similar references, weighted the same way.
 // This transfers query-side context (e.g. all the photos of a product taken
 // by users) into the database.
-func DBAWithQueries(ctx context.Context, refs Index, queries [][]float32, k int, alpha float64) (*index.Flat, error) {
+func DBAWithQueries(ctx context.Context, refs Corpus, queries [][]float32, k int, alpha float64) (*index.Flat, error) {
 	sums, err := dbaSums(ctx, refs, k, alpha)
 	if err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func DBAWithQueries(ctx context.Context, refs Index, queries [][]float32, k int,
 // reference with its k nearest other references. Sums are float32, like the
 // index they become: a float64 copy would double DBA's memory, the dominant
 // term at hackathon scale, for no measurable change in ranking.
-func dbaSums(ctx context.Context, refs Index, k int, alpha float64) ([]float32, error) {
+func dbaSums(ctx context.Context, refs Corpus, k int, alpha float64) ([]float32, error) {
 	if k < 0 {
 		return nil, fmt.Errorf("rerank: DBA: negative k %d", k)
 	}
@@ -116,7 +116,7 @@ func dbaSums(ctx context.Context, refs Index, k int, alpha float64) ([]float32, 
 
 // finishDBA normalises the sums in place and wraps them in a new index with
 // refs' IDs.
-func finishDBA(refs Index, sums []float32) (*index.Flat, error) {
+func finishDBA(refs Corpus, sums []float32) (*index.Flat, error) {
 	n, d := refs.Len(), refs.Dim()
 	ids := make([]string, n)
 	for i := range n {

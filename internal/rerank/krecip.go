@@ -41,7 +41,7 @@ import (
 //
 // Exact ties between neighbour similarities are broken by position (queries
 // first, then references in index order).
-func KReciprocal(ctx context.Context, queries [][]float32, refs Index, k, k1, k2 int, lambda float64) ([][]index.Hit, error) {
+func KReciprocal(ctx context.Context, queries [][]float32, refs Corpus, k, k1, k2 int, lambda float64) ([][]index.Hit, error) {
 	out := make([][]index.Hit, len(queries))
 	err := kReciprocal(ctx, queries, refs, k, k1, k2, lambda, func(qi int, hits []index.Hit) error {
 		out[qi] = hits
@@ -69,7 +69,7 @@ func checkKRecip(k1, k2 int, lambda float64) error {
 	return nil
 }
 
-func kReciprocal(ctx context.Context, qs [][]float32, refs Index, k, k1, k2 int, lambda float64, fn func(int, []index.Hit) error) error {
+func kReciprocal(ctx context.Context, qs [][]float32, refs Corpus, k, k1, k2 int, lambda float64, fn func(int, []index.Hit) error) error {
 	if err := checkKRecip(k1, k2, lambda); err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func kReciprocal(ctx context.Context, qs [][]float32, refs Index, k, k1, k2 int,
 
 // neighbourLists returns, for every point, itself followed by its kk-1 most
 // similar other points (fewer if there are not enough), ties by position.
-func neighbourLists(ctx context.Context, pts [][]float32, qf *index.Flat, refs Index, kk int) ([][]int32, error) {
+func neighbourLists(ctx context.Context, pts [][]float32, qf *index.Flat, refs Corpus, kk int) ([][]int32, error) {
 	nq := qf.Len()
 	type nb struct {
 		pos int32
@@ -280,7 +280,7 @@ func neighbourLists(ctx context.Context, pts [][]float32, qf *index.Flat, refs I
 // (2 - 2·min similarity), found as the top hit of the negated point. It is
 // the per-point normaliser of the reference implementation; a degenerate 0
 // becomes 1.
-func farthest(ctx context.Context, pts [][]float32, qf *index.Flat, refs Index) ([]float64, error) {
+func farthest(ctx context.Context, pts [][]float32, qf *index.Flat, refs Corpus) ([]float64, error) {
 	const chunk = 4096
 	minSim := make([]float32, len(pts))
 	for i := range minSim {
@@ -299,7 +299,7 @@ func farthest(ctx context.Context, pts [][]float32, qf *index.Flat, refs Index) 
 			}
 			neg = append(neg, row)
 		}
-		for _, ix := range []Index{refs, qf} {
+		for _, ix := range []Corpus{refs, qf} {
 			err := ix.SearchBatchFunc(ctx, neg, 1, func(i int, hits []index.Hit) error {
 				if len(hits) > 0 {
 					minSim[lo+i] = min(minSim[lo+i], -hits[0].Score)

@@ -20,9 +20,11 @@ import (
 	"prodsearch/internal/index"
 )
 
-// Index is what re-ranking needs from a reference index. *index.Flat
-// implements it; Hit.Index values must be positions valid for Vector.
-type Index interface {
+// Corpus is what re-ranking needs from a reference index: stored vectors by
+// position and a streaming exact batch search. *index.Flat implements it;
+// Hit.Index values must be positions valid for Vector. (index.Index, the
+// serving interface, has neither.)
+type Corpus interface {
 	Len() int
 	Dim() int
 	ID(i int) string
