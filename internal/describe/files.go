@@ -6,6 +6,7 @@ import (
 	"image"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,6 +67,29 @@ type chunk struct {
 // error returns an error. Files of the next batch are read and decoded on
 // Workers goroutines while the backbone runs on the current one.
 func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileOptions) ([][]float32, []Failure, Stats, error) {
+	perView, fails, st, err := d.DescribeFileViews(ctx, paths, d.Views(), opt)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	out := make([][]float32, len(paths))
+	for i, vs := range perView {
+		if vs == nil {
+			continue
+		}
+		acc := make([]float32, d.Dim())
+		for _, v := range vs {
+			addTo(acc, v)
+		}
+		Normalize(acc)
+		out[i] = acc
+	}
+	return out, fails, st, nil
+}
+
+// DescribeFileViews returns, for every path, the normalised descriptor of
+// each requested view (nil for a failed file). Training uses it to get
+// augmented views (other scales, mirror images) from the same cache.
+func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views []View, opt FileOptions) ([][][]float32, []Failure, Stats, error) {
 	start := time.Now()
 	var st Stats
 	if opt.Limits == (imageio.Limits{}) {
@@ -77,7 +101,9 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
 	}
-	views := d.Views()
+	if len(views) == 0 {
+		return nil, nil, st, fmt.Errorf("describe: no views requested")
+	}
 	keys := make([]string, len(views))
 	for v := range views {
 		keys[v] = d.ViewKey(views[v])
@@ -101,7 +127,7 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 		}
 	}()
 
-	out := make([][]float32, len(paths))
+	out := make([][][]float32, len(paths))
 	var fails []Failure
 	done := 0
 	for ch := range chunks {
@@ -123,15 +149,14 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 				fails = append(fails, Failure{Path: paths[ch.lo+i], Err: ch.errs[i]})
 				continue
 			}
-			acc := make([]float32, d.Dim())
+			vs := make([][]float32, len(views))
 			for v := range views {
-				if len(ch.views[v][i]) != len(acc) {
-					return nil, nil, st, fmt.Errorf("describe: cached descriptor of %s has %d values, want %d", paths[ch.lo+i], len(ch.views[v][i]), len(acc))
+				if len(ch.views[v][i]) != d.Dim() {
+					return nil, nil, st, fmt.Errorf("describe: cached descriptor of %s has %d values, want %d", paths[ch.lo+i], len(ch.views[v][i]), d.Dim())
 				}
-				addTo(acc, ch.views[v][i])
+				vs[v] = ch.views[v][i]
 			}
-			Normalize(acc)
-			out[ch.lo+i] = acc
+			out[ch.lo+i] = vs
 		}
 		done += len(ch.hashes)
 		if opt.Progress != nil {
@@ -151,7 +176,14 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 // returns how many images needed the network.
 func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []View, keys []string, c Store, st *Stats) (int, error) {
 	needed := map[int]bool{}
-	for _, s := range d.set.Scales {
+	scales, flip := []int{}, map[int]bool{}
+	for _, vw := range views {
+		if !slices.Contains(scales, vw.Scale) {
+			scales = append(scales, vw.Scale)
+		}
+		flip[vw.Scale] = flip[vw.Scale] || vw.Mirror
+	}
+	for _, s := range scales {
 		var idx []int
 		for i := range ch.hashes {
 			if ch.errs[i] != nil {
@@ -173,7 +205,7 @@ func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []Vie
 			imgs[j], hs[j] = ch.imgs[i], ch.hashes[i]
 			needed[i] = true
 		}
-		plain, mirrored, tm, err := d.DescribeScale(ctx, imgs, s, d.set.Flip)
+		plain, mirrored, tm, err := d.DescribeScale(ctx, imgs, s, flip[s])
 		st.Timing.Add(tm)
 		if err != nil {
 			return 0, err

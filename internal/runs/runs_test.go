@@ -1,0 +1,207 @@
+package runs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/backbone"
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/describe"
+	"prodsearch/internal/train"
+)
+
+// colourRunner is a stand-in backbone: its 8 "channels" are colour moments of
+// the input, so photos of one synthetic class (one hue) land together.
+type colourRunner struct{}
+
+func (colourRunner) Spec() backbone.Spec {
+	return backbone.Spec{Name: "colour", File: "colour.onnx", SHA256: strings.Repeat("0", 64), Input: "in", Output: "out",
+		Layout: "NCHW", Color: "RGB", Scale: 1.0 / 255, Std: [3]float32{1, 1, 1}, Channels: 8, MinSize: 8,
+		OutputKind: backbone.OutputFeatureMap, DefaultSize: 16}
+}
+
+func (colourRunner) Run(ctx context.Context, in []float32, n, h, w int) (backbone.FeatureMap, error) {
+	fm := backbone.FeatureMap{N: n, C: 8, H: 1, W: 1, Data: make([]float32, n*8)}
+	per := 3 * h * w
+	for i := 0; i < n; i++ {
+		for c := 0; c < 3; c++ {
+			var s, s2 float32
+			for _, v := range in[i*per+c*h*w : i*per+(c+1)*h*w] {
+				s += v
+				s2 += v * v
+			}
+			fm.Data[i*8+c] = s / float32(h*w)
+			fm.Data[i*8+3+c] = s2 / float32(h*w)
+		}
+		fm.Data[i*8+6], fm.Data[i*8+7] = 0.1, 0.05
+	}
+	return fm, nil
+}
+
+type fakeEngine struct{ d *describe.Describer }
+
+func (f fakeEngine) Describer() *describe.Describer { return f.d }
+
+// writeClasses makes class folders of noisy solid-colour photos.
+func writeClasses(t *testing.T, dir string, classes, per int) *dataset.Set {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for c := 0; c < classes; c++ {
+		base := color.RGBA{uint8(40 * (c % 6)), uint8(255 - 30*c%255), uint8(60 * (c / 3)), 255}
+		cd := filepath.Join(dir, fmt.Sprintf("class%02d", c))
+		if err := os.MkdirAll(cd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < per; i++ {
+			img := image.NewRGBA(image.Rect(0, 0, 20, 24))
+			for p := 0; p < 20*24; p++ {
+				j := func(v uint8) uint8 { return uint8(min(255, max(0, int(v)+rng.IntN(41)-20))) }
+				img.Pix[4*p], img.Pix[4*p+1], img.Pix[4*p+2], img.Pix[4*p+3] = j(base.R), j(base.G), j(base.B), 255
+			}
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, img); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(cd, fmt.Sprintf("%d.png", i)), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A class with one image cannot be trained on: it must be skipped, not fatal.
+	lone := filepath.Join(dir, "lonely")
+	if err := os.MkdirAll(lone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lone, "0.png"), mustPNG(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := dataset.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func mustPNG(t *testing.T) []byte {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 16, 16))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestTrainCheckpointsBestResume(t *testing.T) {
+	tmp := t.TempDir()
+	set := writeClasses(t, filepath.Join(tmp, "data"), 8, 6)
+	d, err := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := train.DefaultConfig()
+	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 3, 4
+	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
+	spec := TrainSpec{Data: "data", Base: base, Config: cfg, ValFrac: 0.25, AugViews: []describe.View{{Scale: 16, Mirror: true}}}
+	runsDir := filepath.Join(tmp, "runs")
+	var log bytes.Buffer
+	opt := TrainOptions{Dir: runsDir, Run: "r1", Log: &log}
+	sum, err := Train(context.Background(), fakeEngine{d}, set, spec, opt)
+	if err != nil {
+		t.Fatal(err, log.String())
+	}
+	if len(sum.Epochs) != 3 || len(sum.Skipped) != 1 || !strings.Contains(sum.Skipped[0], "lonely") {
+		t.Fatalf("epochs %d, skipped %v", len(sum.Epochs), sum.Skipped)
+	}
+	cps, err := List(runsDir, "r1")
+	if err != nil || len(cps) != 3 {
+		t.Fatalf("checkpoints %v, %v", cps, err)
+	}
+	best, err := Resolve(runsDir, "r1/best")
+	if err != nil || best.Name != sum.Best.Name {
+		t.Fatalf("best %v vs %v (%v)", best, sum.Best, err)
+	}
+	for _, c := range cps {
+		if c.Metrics.ValMAP > best.Metrics.ValMAP {
+			t.Fatalf("%s beats best", c.Ref())
+		}
+	}
+	b, err := bundle.Load(best.BundlePath())
+	if err != nil || len(b.Heads) == 0 || b.Dim() != 8 {
+		t.Fatalf("checkpoint bundle: %v heads=%d", err, len(b.Heads))
+	}
+	if _, err := os.Stat(filepath.Join(runsDir, "r1", "curves.png")); err != nil {
+		t.Fatal("no curves:", err)
+	}
+	// A second run under the same name is refused; --resume with the same
+	// recipe writes nothing new and gives the same figures.
+	if _, err := Train(context.Background(), fakeEngine{d}, set, spec, opt); err == nil {
+		t.Fatal("reusing a run name without --resume was accepted")
+	}
+	before, _ := os.ReadFile(filepath.Join(cps[0].Dir, "metrics.json"))
+	opt.Resume = true
+	sum2, err := Train(context.Background(), fakeEngine{d}, set, spec, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(cps[0].Dir, "metrics.json"))
+	if !bytes.Equal(before, after) || sum2.Epochs[2].ValMAP != sum.Epochs[2].ValMAP {
+		t.Fatal("resume rewrote a finished checkpoint or is not deterministic")
+	}
+	changed := spec
+	changed.Config.Epochs = 5
+	if _, err := Train(context.Background(), fakeEngine{d}, set, changed, opt); err == nil {
+		t.Fatal("resume with another recipe accepted")
+	}
+	if _, err := Resolve(runsDir, "r1/epoch-999"); err == nil {
+		t.Fatal("unknown checkpoint resolved")
+	}
+	if _, err := Resolve(runsDir, "../x/best"); err == nil {
+		t.Fatal("path-like run name resolved")
+	}
+}
+
+func TestTrainCancelKeepsFinishedCheckpoints(t *testing.T) {
+	tmp := t.TempDir()
+	set := writeClasses(t, filepath.Join(tmp, "data"), 6, 5)
+	d, _ := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
+	cfg := train.DefaultConfig()
+	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 50, 4
+	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
+	ctx, cancel := context.WithCancel(context.Background())
+	var log bytes.Buffer
+	w := &cancelAfter{w: &log, n: 2, cancel: cancel}
+	_, err := Train(ctx, fakeEngine{d}, set, TrainSpec{Data: "d", Base: base, Config: cfg, ValFrac: 0.3}, TrainOptions{Dir: filepath.Join(tmp, "runs"), Run: "c", Log: w})
+	if err == nil {
+		t.Fatal("cancelled training returned no error")
+	}
+	cps, _ := List(filepath.Join(tmp, "runs"), "c")
+	if len(cps) < 1 || len(cps) >= 50 {
+		t.Fatalf("want the finished checkpoints kept, got %d", len(cps))
+	}
+}
+
+// cancelAfter cancels after n epoch lines were logged.
+type cancelAfter struct {
+	w      *bytes.Buffer
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("epoch")) {
+		c.n--
+		if c.n == 0 {
+			c.cancel()
+		}
+	}
+	return c.w.Write(p)
+}

@@ -1,0 +1,290 @@
+package runs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/describe"
+	"prodsearch/internal/train"
+)
+
+// TrainSpec is what `prodsearch train` was asked to do; it is written to
+// run.json so a run can be resumed and its checkpoints explained.
+type TrainSpec struct {
+	Data       string          `json:"data"`
+	Base       bundle.Bundle   `json:"base"` // describe recipe the heads sit on
+	Config     train.Config    `json:"config"`
+	ValFrac    float64         `json:"val_frac"`
+	AugViews   []describe.View `json:"aug_views,omitempty"`
+	Started    time.Time       `json:"started"`
+	ValClasses []string        `json:"val_classes"`
+}
+
+// Trainer is what training needs from an opened bundle.
+type Trainer interface {
+	Describer() *describe.Describer
+}
+
+// TrainOptions wire the run to its environment.
+type TrainOptions struct {
+	Dir      string // runs directory
+	Run      string
+	Resume   bool
+	Files    describe.FileOptions
+	Log      io.Writer // one line per epoch
+	Progress func(stage string) func(done, total int)
+}
+
+// Summary is what a finished (or interrupted) run reports.
+type Summary struct {
+	Frozen, Whitened Metrics // validation figures before any training
+	Epochs           []Metrics
+	Best             Checkpoint
+	Failures         []describe.Failure
+	Skipped          []string // classes left out, with the reason
+	Wall             time.Duration
+}
+
+// Train describes the training images (view 0 as the bundle describes them,
+// further views as augmentations), holds out a fraction of the classes for
+// validation, fits whitening and the head, and writes a checkpoint after every
+// epoch. Cancelling ctx keeps every finished checkpoint. Resume re-runs the
+// same deterministic recipe and keeps the checkpoints already written,
+// writing only the epochs that are missing.
+func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, opt TrainOptions) (*Summary, error) {
+	start := time.Now()
+	if err := CheckName(opt.Run); err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(opt.Dir, opt.Run)
+	existing, err := prepareRunDir(runDir, &spec, opt.Resume)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{}
+	items, skipped := usableItems(set)
+	sum.Skipped = skipped
+	d := eng.Describer()
+	views := append([]describe.View(nil), d.Views()...)
+	nBase := len(views)
+	views = append(views, spec.AugViews...)
+	paths := make([]string, len(items))
+	for i, it := range items {
+		paths[i] = it.Path
+	}
+	fopt := opt.Files
+	if opt.Progress != nil {
+		fopt.Progress = opt.Progress("describe training images")
+	}
+	perView, fails, _, err := d.DescribeFileViews(ctx, paths, views, fopt)
+	if err != nil {
+		return nil, err
+	}
+	sum.Failures = fails
+	// x[i][0] is the descriptor as the bundle computes it at run time; the
+	// augmentation views follow.
+	var x [][][]float32
+	var labels []string
+	for i, vs := range perView {
+		if vs == nil {
+			continue
+		}
+		base := make([]float32, d.Dim())
+		for _, v := range vs[:nBase] {
+			for k, f := range v {
+				base[k] += f
+			}
+		}
+		describe.Normalize(base)
+		x = append(x, append([][]float32{base}, vs[nBase:]...))
+		labels = append(labels, items[i].Label)
+	}
+	trIdx, valIdx := train.HoldOutClasses(labels, spec.ValFrac, spec.Config.Seed)
+	if len(valIdx) == 0 || len(trIdx) == 0 {
+		return nil, errors.New("train: need at least two usable classes to hold one out for validation")
+	}
+	var trX [][][]float32
+	var trY, valY []string
+	var valX [][]float32
+	valClasses := map[string]bool{}
+	for _, i := range trIdx {
+		trX, trY = append(trX, x[i]), append(trY, labels[i])
+	}
+	for _, i := range valIdx {
+		valX, valY = append(valX, x[i][0]), append(valY, labels[i])
+		valClasses[labels[i]] = true
+	}
+	spec.ValClasses = sortedKeys(valClasses)
+	if err := writeJSON(filepath.Join(runDir, "run.json"), spec); err != nil {
+		return nil, err
+	}
+	logf := func(format string, a ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, format, a...)
+		}
+	}
+	logf("training on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
+		len(trX), countClasses(trY), len(valX), len(valClasses), len(views)-nBase+1)
+	if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = train.ValMAP(valX, valY); err != nil {
+		return nil, err
+	}
+	logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
+
+	base := make([][]float32, len(trX))
+	for i := range trX {
+		base[i] = trX[i][0]
+	}
+	whiten, err := train.FitWhitening(spec.Config, base, trY)
+	if err != nil {
+		return nil, err
+	}
+	if len(whiten) > 0 {
+		if sum.Whitened.ValMAP, sum.Whitened.ValR1, err = train.ValMAP(whiten.ApplyBatch(valX), valY); err != nil {
+			return nil, err
+		}
+		logf("%s whitening only: val mAP %.4f, R@1 %.3f\n", spec.Config.Whiten, sum.Whitened.ValMAP, sum.Whitened.ValR1)
+	}
+	var stats []train.EpochStats
+	saveEpoch := func(n int, loss float64, heads describe.Heads, elapsed time.Duration) error {
+		m := Metrics{Epoch: n, Loss: loss, Elapsed: elapsed, Time: time.Now().UTC()}
+		if m.ValMAP, m.ValR1, err = train.ValMAP(heads.ApplyBatch(valX), valY); err != nil {
+			return err
+		}
+		sum.Epochs = append(sum.Epochs, m)
+		stats = append(stats, train.EpochStats{Epoch: n, Loss: loss, ValMAP: m.ValMAP, ValR1: m.ValR1})
+		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  (%s)\n", n, loss, m.ValMAP, m.ValR1, elapsed.Round(time.Millisecond))
+		if existing[n] {
+			return nil
+		}
+		b := spec.Base
+		b.Heads = heads
+		b.Name = opt.Run
+		b.Notes = fmt.Sprintf("run %s epoch %d: %s head on %s whitening", opt.Run, n, spec.Config.Loss, spec.Config.Whiten)
+		if err := saveCheckpoint(filepath.Join(runDir, CheckpointName(n)), b, m); err != nil {
+			return err
+		}
+		return train.PlotCurves(filepath.Join(runDir, "curves.png"), stats)
+	}
+	if spec.Config.Loss == train.LossNone || spec.Config.Epochs == 0 {
+		if err := saveEpoch(0, 0, whiten, 0); err != nil {
+			return nil, err
+		}
+	} else {
+		_, err = train.FitHead(ctx, spec.Config, whiten, trX, trY, func(e train.Epoch) error {
+			return saveEpoch(e.N, e.Loss, e.Heads, e.Elapsed)
+		})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	cps, lerr := List(opt.Dir, opt.Run)
+	if lerr != nil {
+		return nil, lerr
+	}
+	sum.Best, _ = Best(cps)
+	sum.Wall = time.Since(start)
+	return sum, err
+}
+
+// usableItems drops unlabeled items and classes with fewer than two images
+// (no positive pair to learn from), saying which.
+func usableItems(set *dataset.Set) ([]dataset.Item, []string) {
+	count := map[string]int{}
+	for _, it := range set.Items {
+		count[it.Label]++
+	}
+	var out []dataset.Item
+	var skipped []string
+	for _, it := range set.Items {
+		if it.Label != "" && count[it.Label] >= 2 {
+			out = append(out, it)
+		}
+	}
+	for _, l := range sortedKeys(count) {
+		switch {
+		case l == "":
+			skipped = append(skipped, fmt.Sprintf("%d unlabeled image(s)", count[l]))
+		case count[l] < 2:
+			skipped = append(skipped, fmt.Sprintf("class %q has only one image", l))
+		}
+	}
+	return out, skipped
+}
+
+// prepareRunDir creates the run folder, or for --resume checks that the
+// recipe matches run.json and returns the epochs already saved.
+func prepareRunDir(runDir string, spec *TrainSpec, resume bool) (map[int]bool, error) {
+	existing := map[int]bool{}
+	data, err := os.ReadFile(filepath.Join(runDir, "run.json"))
+	switch {
+	case err == nil && !resume:
+		return nil, fmt.Errorf("run %s already exists: use --resume to continue it or choose another --run", runDir)
+	case err == nil:
+		var old TrainSpec
+		if err := json.Unmarshal(data, &old); err != nil {
+			return nil, fmt.Errorf("%s/run.json: %w", runDir, err)
+		}
+		if old.Data != spec.Data || old.Base.ID() != spec.Base.ID() || old.Config != spec.Config || old.ValFrac != spec.ValFrac {
+			return nil, fmt.Errorf("--resume: run %s was started with another recipe or data (see run.json); start a new --run", runDir)
+		}
+		spec.Started = old.Started
+		cps, err := List(filepath.Dir(runDir), filepath.Base(runDir))
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cps {
+			existing[c.Metrics.Epoch] = true
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if resume {
+			return nil, fmt.Errorf("--resume: run %s does not exist", runDir)
+		}
+		spec.Started = time.Now().UTC()
+	default:
+		return nil, err
+	}
+	return existing, os.MkdirAll(runDir, 0o755)
+}
+
+// saveCheckpoint writes the bundle first and the metrics last: List only
+// shows folders with both, so a crash between them leaves no half checkpoint.
+func saveCheckpoint(dir string, b bundle.Bundle, m Metrics) error {
+	if err := b.Save(filepath.Join(dir, "bundle.json")); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	return writeJSON(filepath.Join(dir, "metrics.json"), m)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return bundle.WriteFileAtomic(path, append(data, '\n'))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func countClasses(labels []string) int {
+	m := map[string]bool{}
+	for _, l := range labels {
+		m[l] = true
+	}
+	return len(m)
+}
