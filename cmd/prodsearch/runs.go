@@ -70,8 +70,8 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("--aug: %w", err)
 	}
-	if len(base.Heads) > 0 {
-		return errors.New("--bundle for train must be a describe recipe without heads: heads are what training fits")
+	if len(base.Heads) > 0 || base.IsEnsemble() {
+		return errors.New("--bundle for train must be a single-backbone describe recipe without heads: heads are what training fits")
 	}
 	set, err := dataset.Load(*data)
 	if err != nil {

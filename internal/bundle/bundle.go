@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -21,17 +22,32 @@ import (
 // FormatVersion is bumped when a stored bundle would be read differently.
 const FormatVersion = 1
 
-// Bundle is the serialisable recipe. The zero Heads means the descriptor is
-// the pooled backbone output.
+// Bundle is the serialisable recipe: either one backbone (Backbone,
+// Describe, optional Heads) or an ensemble (Members), plus an optional
+// re-ranking recipe. The zero Heads means the descriptor is the pooled
+// backbone output.
 type Bundle struct {
 	Version  int               `json:"version"`
 	Name     string            `json:"name,omitempty"`
-	Backbone backbone.Spec     `json:"backbone"`
-	Describe describe.Settings `json:"describe"`
+	Backbone backbone.Spec     `json:"backbone,omitzero"`
+	Describe describe.Settings `json:"describe,omitzero"`
 	Heads    describe.Heads    `json:"heads,omitempty"`
+	Members  []Member          `json:"members,omitempty"`
 	Rerank   *rerank.Params    `json:"rerank,omitempty"`
 	Notes    string            `json:"notes,omitempty"`
 }
+
+// Member is one single-backbone bundle of an ensemble. The ensemble
+// descriptor concatenates Weight x (member descriptor) and renormalises, so
+// its cosine similarity is the Weight²-weighted mean of the members'
+// similarities: concatenation and similarity averaging are the same thing.
+type Member struct {
+	Bundle Bundle  `json:"bundle"`
+	Weight float64 `json:"weight"`
+}
+
+// IsEnsemble reports whether the bundle combines several members.
+func (b Bundle) IsEnsemble() bool { return len(b.Members) > 0 }
 
 // Default is the frozen default: the builtin backbone with default settings.
 func Default(backboneName string) (Bundle, error) {
@@ -46,6 +62,23 @@ func Default(backboneName string) (Bundle, error) {
 func (b Bundle) Validate() error {
 	if b.Version != FormatVersion {
 		return fmt.Errorf("bundle: version %d not supported (want %d)", b.Version, FormatVersion)
+	}
+	if b.IsEnsemble() {
+		if b.Backbone.Name != "" || len(b.Heads) > 0 || len(b.Describe.Scales) > 0 {
+			return fmt.Errorf("bundle: an ensemble keeps backbone, describe settings and heads in its members")
+		}
+		for i, m := range b.Members {
+			if m.Bundle.IsEnsemble() || m.Bundle.Rerank != nil {
+				return fmt.Errorf("bundle: member %d must be a single-backbone bundle without re-ranking", i)
+			}
+			if !(m.Weight > 0) || math.IsInf(m.Weight, 0) {
+				return fmt.Errorf("bundle: member %d weight %v must be positive", i, m.Weight)
+			}
+			if err := m.Bundle.Validate(); err != nil {
+				return fmt.Errorf("member %d: %w", i, err)
+			}
+		}
+		return nil
 	}
 	if err := b.Backbone.Validate(); err != nil {
 		return fmt.Errorf("bundle: %w", err)
@@ -64,6 +97,13 @@ func (b Bundle) Validate() error {
 
 // Dim is the length of the final descriptor.
 func (b Bundle) Dim() int {
+	if b.IsEnsemble() {
+		n := 0
+		for _, m := range b.Members {
+			n += m.Bundle.Dim()
+		}
+		return n
+	}
 	if len(b.Heads) > 0 {
 		return b.Heads.OutDim()
 	}
@@ -73,11 +113,16 @@ func (b Bundle) Dim() int {
 // ID identifies what produces the descriptors (backbone, settings, heads),
 // not the re-ranking, which works on stored descriptors and may change freely.
 func (b Bundle) ID() string {
+	var members []string
+	for _, m := range b.Members {
+		members = append(members, fmt.Sprintf("%s*%g", m.Bundle.ID(), m.Weight))
+	}
 	data, _ := json.Marshal(struct {
 		B backbone.Spec
 		D describe.Settings
 		H describe.Heads
-	}{b.Backbone, b.Describe, b.Heads})
+		M []string
+	}{b.Backbone, b.Describe, b.Heads, members})
 	h := sha256.Sum256(data)
 	return b.Name + "-" + hex.EncodeToString(h[:6])
 }

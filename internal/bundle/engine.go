@@ -16,18 +16,31 @@ type Options struct {
 	Threads  int    // 0 = all cores
 }
 
-// Engine is an opened bundle: one backbone session reused for every image.
-// It owns native resources; Close releases them.
+// Engine is an opened bundle: one backbone session per member, reused for
+// every image. It owns native resources; Close releases them.
 type Engine struct {
-	b    Bundle
-	sess *backbone.Session
-	desc *describe.Describer
+	b       Bundle
+	sess    *backbone.Session
+	desc    *describe.Describer
+	members []*Engine // ensemble only
 }
 
-// Open starts the backbone of b.
+// Open starts the backbone (or every member's backbone) of b.
 func Open(b Bundle, opt Options) (*Engine, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
+	}
+	if b.IsEnsemble() {
+		e := &Engine{b: b}
+		for _, m := range b.Members {
+			me, err := Open(m.Bundle, opt)
+			if err != nil {
+				e.Close()
+				return nil, err
+			}
+			e.members = append(e.members, me)
+		}
+		return e, nil
 	}
 	dir, err := backbone.FindModelDir(opt.ModelDir)
 	if err != nil {
@@ -55,11 +68,22 @@ func (e *Engine) BundleID() string { return e.b.ID() }
 func (e *Engine) Dim() int { return e.b.Dim() }
 
 // Describer exposes the backbone describer (descriptors before the heads),
-// which training caches and fits heads on.
+// which training caches and fits heads on; nil for an ensemble.
 func (e *Engine) Describer() *describe.Describer { return e.desc }
 
 // Describe returns the final descriptor of one decoded image.
 func (e *Engine) Describe(ctx context.Context, img image.Image) ([]float32, error) {
+	if e.members != nil {
+		parts := make([][]float32, len(e.members))
+		for i, m := range e.members {
+			v, err := m.Describe(ctx, img)
+			if err != nil {
+				return nil, err
+			}
+			parts[i] = v
+		}
+		return e.concat(parts), nil
+	}
 	v, err := e.desc.Describe(ctx, img)
 	if err != nil {
 		return nil, err
@@ -67,9 +91,27 @@ func (e *Engine) Describe(ctx context.Context, img image.Image) ([]float32, erro
 	return e.b.Heads.Apply(v), nil
 }
 
+// concat joins member descriptors with their weights and renormalises.
+func (e *Engine) concat(parts [][]float32) []float32 {
+	out := make([]float32, 0, e.b.Dim())
+	for i, p := range parts {
+		w := float32(e.b.Members[i].Weight)
+		for _, x := range p {
+			out = append(out, w*x)
+		}
+	}
+	describe.Normalize(out)
+	return out
+}
+
 // DescribeFiles describes files through the cache (which holds pre-head
 // descriptors, so a new head never re-runs the network) and applies the heads.
+// An ensemble describes with every member; a file that fails in any member
+// fails.
 func (e *Engine) DescribeFiles(ctx context.Context, paths []string, opt describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error) {
+	if e.members != nil {
+		return e.describeFilesEnsemble(ctx, paths, opt)
+	}
 	vecs, fails, st, err := e.desc.DescribeFiles(ctx, paths, opt)
 	if err != nil {
 		return nil, nil, st, err
@@ -82,9 +124,52 @@ func (e *Engine) DescribeFiles(ctx context.Context, paths []string, opt describe
 	return vecs, fails, st, nil
 }
 
-// Close releases the backbone session.
+func (e *Engine) describeFilesEnsemble(ctx context.Context, paths []string, opt describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error) {
+	var total describe.Stats
+	parts := make([][][]float32, len(e.members))
+	failed := map[string]describe.Failure{}
+	for i, m := range e.members {
+		vecs, fails, st, err := m.DescribeFiles(ctx, paths, opt)
+		total.Timing.Add(st.Timing)
+		total.Read += st.Read
+		total.Decode += st.Decode
+		total.Wall += st.Wall
+		total.Described = max(total.Described, st.Described)
+		if err != nil {
+			return nil, nil, total, err
+		}
+		for _, f := range fails {
+			failed[f.Path] = f
+		}
+		parts[i] = vecs
+	}
+	out := make([][]float32, len(paths))
+	var fails []describe.Failure
+	for j, p := range paths {
+		if f, ok := failed[p]; ok {
+			fails = append(fails, f)
+			delete(failed, p)
+			continue
+		}
+		row := make([][]float32, len(parts))
+		for i := range parts {
+			row[i] = parts[i][j]
+		}
+		out[j] = e.concat(row)
+	}
+	total.Cached = len(paths) - len(fails) - total.Described
+	return out, fails, total, nil
+}
+
+// Close releases the backbone sessions.
 func (e *Engine) Close() error {
-	if e == nil || e.sess == nil {
+	if e == nil {
+		return nil
+	}
+	for _, m := range e.members {
+		m.Close()
+	}
+	if e.sess == nil {
 		return nil
 	}
 	if err := e.sess.Destroy(); err != nil {

@@ -1,0 +1,69 @@
+package bundle
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/rerank"
+)
+
+func TestSaveLoadAndIDs(t *testing.T) {
+	a, err := Default("coral_mnv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Default("mnv2_int8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID() == b.ID() {
+		t.Fatal("different backbones share an ID")
+	}
+	withQE := a
+	withQE.Rerank = &rerank.Params{QE: 2}
+	if withQE.ID() != a.ID() {
+		t.Fatal("re-ranking must not change the descriptor ID")
+	}
+	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{a, 1}, {b, 0.5}}}
+	if err := ens.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ens.Dim() != 1024+1280 {
+		t.Fatalf("ensemble dim %d", ens.Dim())
+	}
+	p := filepath.Join(t.TempDir(), "b.json")
+	if err := ens.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != ens.ID() {
+		t.Fatal("ID changed across save/load")
+	}
+	reweighted := ens
+	reweighted.Members = []Member{{a, 1}, {b, 0.7}}
+	if reweighted.ID() == ens.ID() {
+		t.Fatal("weights must change the ensemble ID")
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	a, _ := Default("coral_mnv1")
+	for name, b := range map[string]Bundle{
+		"version":      {Version: 99, Backbone: a.Backbone, Describe: a.Describe},
+		"zero weight":  {Version: FormatVersion, Members: []Member{{a, 0}}},
+		"mixed":        {Version: FormatVersion, Backbone: a.Backbone, Members: []Member{{a, 1}}},
+		"nested":       {Version: FormatVersion, Members: []Member{{Bundle{Version: FormatVersion, Members: []Member{{a, 1}}}, 1}}},
+		"bad settings": {Version: FormatVersion, Backbone: a.Backbone},
+	} {
+		if err := b.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
