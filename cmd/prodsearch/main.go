@@ -23,10 +23,16 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"infer":     {"rank references for every query and write the ranking file", cmdInfer},
-		"eval":      {"score a ranking file against query and reference labels", cmdEval},
-		"run":       {"infer and eval in one step, printing the score table", cmdRun},
-		"backbones": {"list the builtin backbone specs and whether their model files verify", cmdBackbones},
+		"infer":       {"rank references for every query and write the ranking file", cmdInfer},
+		"eval":        {"score a ranking file against query and reference labels", cmdEval},
+		"run":         {"infer and eval in one step, printing the score table", cmdRun},
+		"backbones":   {"list the builtin backbone specs and whether their model files verify", cmdBackbones},
+		"train":       {"fit whitening and a metric-learning head on class folders, a checkpoint per epoch", cmdTrain},
+		"models":      {"list runs and checkpoints with validation figures, marking the best", cmdModels},
+		"submit":      {"score a checkpoint on a labelled query/reference set and add it to the leaderboard", cmdSubmit},
+		"leaderboard": {"print the leaderboard, best first", cmdLeaderboard},
+		"index":       {"add, remove, list or count catalogue items in an embedded store", cmdIndex},
+		"serve":       {"serve the catalogue: HTTP API, metrics and the search-by-photo page", cmdServe},
 	}
 }
 

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/runs"
+	"prodsearch/internal/server"
+	"prodsearch/internal/store"
+)
+
+// storeBundle picks the bundle for a catalogue store: --bundle when given,
+// else the builtin default or a checkpoint whose ID matches the one the store
+// recorded, so `serve` and `index add` need no flag after the first add.
+func storeBundle(ef *engineFlags, bundleFlag, storeID string) (bundle.Bundle, error) {
+	if bundleFlag != "" {
+		return resolveBundleRef(bundleFlag, ef.runsDir)
+	}
+	def, err := ef.resolveBundle()
+	if err != nil || storeID == "" || def.ID() == storeID {
+		return def, err
+	}
+	dir := runs.Dir(ef.runsDir)
+	names, _ := runs.Runs(dir)
+	for _, n := range names {
+		cps, _ := runs.List(dir, n)
+		for _, c := range cps {
+			if b, err := bundle.Load(c.BundlePath()); err == nil && b.ID() == storeID {
+				return b, nil
+			}
+		}
+	}
+	return bundle.Bundle{}, fmt.Errorf("the store was filled with bundle %s, which is neither the default nor a checkpoint in %s: pass --bundle", storeID, dir)
+}
+
+func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// Engine flags (models, threads, cache) come from the environment here;
+	// the index subcommands parse their own flags, --bundle among them.
+	ef := addEngineFlags(flag.NewFlagSet("index", flag.ContinueOnError))
+	err := store.RunIndexCommand(ctx, args, store.CommandEnv{
+		Stdout: stdout, Stderr: stderr,
+		NewDescriber: func(ctx context.Context, bundleFlag, storeID string) (store.Describer, error) {
+			b, err := storeBundle(ef, bundleFlag, storeID)
+			if err != nil {
+				return nil, err
+			}
+			return bundle.Open(b, ef.engineOptions())
+		},
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelp
+	}
+	return err
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "--store DIR [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
+	ef := addEngineFlags(fs)
+	dir := fs.String("store", "", "catalogue store directory (created on first use)")
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	token := fs.String("token", os.Getenv("PRODSEARCH_TOKEN"), "bearer token required by write endpoints (default $PRODSEARCH_TOKEN)")
+	slots := fs.Int("describe-slots", 2, "images described at once across requests (ONNX Runtime already uses every core per image)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("--store is required")
+	}
+	var storeID string
+	if info, err := store.ReadInfo(*dir); err == nil {
+		storeID = info.BundleID
+	} else if !errors.Is(err, store.ErrNoStore) {
+		return err
+	}
+	b, err := storeBundle(ef, ef.bundle, storeID)
+	if err != nil {
+		return err
+	}
+	eng, err := bundle.Open(b, ef.engineOptions())
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	st, err := store.Open(ctx, *dir, eng.BundleID(), eng.Dim())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := server.New(server.Config{
+		Store: st, Describer: eng, Token: *token, DescribeConcurrency: *slots,
+		Leaderboard: leaderboardPath(ef.runsDir),
+		Logger:      slog.New(slog.NewTextHandler(stderr, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "serving %s (%d items, bundle %s) on http://%s\n", *dir, st.Len(), eng.BundleID(), *addr)
+	return srv.Run(ctx, *addr)
+}
