@@ -33,6 +33,8 @@ func commands() map[string]command {
 		"leaderboard": {"print the leaderboard, best first", cmdLeaderboard},
 		"index":       {"add, remove, list or count catalogue items in an embedded store", cmdIndex},
 		"serve":       {"serve the catalogue: HTTP API, metrics and the search-by-photo page", cmdServe},
+		"tune":        {"choose re-ranking parameters and ensemble weights on validation classes and store them in the bundle", cmdTune},
+		"ensemble":    {"combine bundles or backbones into one ensemble bundle", cmdEnsemble},
 	}
 }
 

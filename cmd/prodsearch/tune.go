@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/describe"
+	"prodsearch/internal/progress"
+	"prodsearch/internal/runs"
+	"prodsearch/internal/tune"
+)
+
+func cmdEnsemble(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ensemble", "--out FILE MEMBER[=WEIGHT] MEMBER[=WEIGHT]...", stderr)
+	out := fs.String("out", "", "bundle file to write")
+	runsDir := fs.String("runs-dir", "", "runs directory for RUN/CHECKPOINT members")
+	name := fs.String("name", "ensemble", "bundle name")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *out == "" || fs.NArg() < 2 {
+		fs.Usage()
+		return errors.New("--out and at least two members (builtin backbone, bundle file or RUN/CHECKPOINT) are required")
+	}
+	ens := bundle.Bundle{Version: bundle.FormatVersion, Name: *name}
+	for _, arg := range fs.Args() {
+		ref, w := arg, 1.0
+		if i := strings.LastIndex(arg, "="); i > 0 {
+			var err error
+			if w, err = strconv.ParseFloat(arg[i+1:], 64); err != nil {
+				return fmt.Errorf("member %q: weight: %w", arg, err)
+			}
+			ref = arg[:i]
+		}
+		b, err := memberBundle(ref, *runsDir)
+		if err != nil {
+			return err
+		}
+		ens.Members = append(ens.Members, bundle.Member{Bundle: b, Weight: w})
+	}
+	if err := ens.Save(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d members, %d-d, ID %s\n", *out, len(ens.Members), ens.Dim(), ens.ID())
+	return nil
+}
+
+// memberBundle accepts a builtin backbone name (frozen default settings), a
+// bundle file or a checkpoint.
+func memberBundle(ref, runsDir string) (bundle.Bundle, error) {
+	if b, err := bundle.Default(ref); err == nil {
+		return b, nil
+	}
+	return resolveBundleRef(ref, runsDir)
+}
+
+func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tune", "--bundle B --data TRAIN --out FILE", stderr)
+	ef := addEngineFlags(fs)
+	data := fs.String("data", "", "labelled training-side images: "+setHelp)
+	valRun := fs.String("val-run", "", "use only the classes this run held out for validation (default: the run of --bundle RUN/CHECKPOINT, else every class of --data)")
+	perClass := fs.Int("queries-per-class", 2, "validation queries per class; the rest are references (as in the test split)")
+	out := fs.String("out", "", "write the bundle with the chosen weights and re-ranking here")
+	top := fs.Int("show", 10, "trials to print")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		fs.Usage()
+		return errors.New("--data is required (with --bundle, or --backbone and describe flags)")
+	}
+	b, err := ef.resolveBundle()
+	if err != nil {
+		return err
+	}
+	set, err := dataset.Load(*data)
+	if err != nil {
+		return err
+	}
+	run := *valRun
+	if run == "" && !strings.HasSuffix(ef.bundle, ".json") {
+		if cp, err := runs.Resolve(runs.Dir(ef.runsDir), ef.bundle); err == nil {
+			run = cp.Run
+		}
+	}
+	items, err := validationItems(set, runs.Dir(ef.runsDir), run)
+	if err != nil {
+		return err
+	}
+	qs, rs := tune.Split(items, *perClass)
+	fmt.Fprintf(stdout, "tuning on %d queries and %d references of %d validation classes (%s)\n", len(qs), len(rs), countLabels(items), valSource(run))
+	c, err := ef.openCache()
+	if err != nil {
+		return err
+	}
+	opt := ef.fileOptions()
+	if c != nil {
+		opt.Cache = c
+	}
+	members := []bundle.Bundle{b}
+	if b.IsEnsemble() {
+		members = nil
+		for _, m := range b.Members {
+			members = append(members, m.Bundle)
+		}
+	}
+	var problems []*tune.Problem
+	for _, m := range members {
+		p, err := describeProblem(ctx, m, ef.engineOptions(), opt, qs, rs, stderr)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, p)
+	}
+	prob := problems[0]
+	if b.IsEnsemble() {
+		w, trials, err := tune.Weights(ctx, problems)
+		if err != nil {
+			return err
+		}
+		for i := range b.Members {
+			b.Members[i].Weight = w[i]
+		}
+		fmt.Fprintf(stdout, "ensemble weights %v (%d tried; equal weights: mAP %.4f, chosen: mAP %.4f)\n", w, len(trials), trials[0].Scores.MAP, bestOf(trials))
+		if prob, err = tune.Combine(problems, w); err != nil {
+			return err
+		}
+	}
+	trials, err := prob.Rerank(ctx, tune.RerankGrid())
+	if err != nil {
+		return err
+	}
+	var plain tune.Trial
+	for _, t := range trials {
+		if t.Params == nil {
+			plain = t
+		}
+	}
+	fmt.Fprintf(stdout, "%-48s %8s %7s\n", "re-ranking (validation classes)", "mAP", "R@1")
+	for i, t := range trials {
+		if i < *top || t.Params == nil {
+			fmt.Fprintf(stdout, "%-48s %8.4f %7.3f\n", t.Name, t.Scores.MAP, t.Scores.R1)
+		}
+	}
+	best := trials[0]
+	b.Rerank = best.Params
+	fmt.Fprintf(stdout, "chosen: %s (val mAP %.4f vs %.4f without re-ranking)\n", best.Name, best.Scores.MAP, plain.Scores.MAP)
+	if *out == "" {
+		return nil
+	}
+	b.Notes = strings.TrimSpace(b.Notes + fmt.Sprintf(" tuned on %s (%s): %s", filepath.Base(*data), valSource(run), best.Name))
+	if err := b.Save(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}
+
+func bestOf(trials []tune.Trial) float64 {
+	m := 0.0
+	for _, t := range trials {
+		m = max(m, t.Scores.MAP)
+	}
+	return m
+}
+
+func valSource(run string) string {
+	if run == "" {
+		return "all classes: the bundle was not trained on them"
+	}
+	return "classes held out by run " + run
+}
+
+// validationItems returns the labelled items of the validation classes.
+func validationItems(set *dataset.Set, runsDir, run string) ([]dataset.Item, error) {
+	keep := func(string) bool { return true }
+	if run != "" {
+		data, err := os.ReadFile(filepath.Join(runsDir, run, "run.json"))
+		if err != nil {
+			return nil, fmt.Errorf("--val-run: %w", err)
+		}
+		var spec runs.TrainSpec
+		if err := json.Unmarshal(data, &spec); err != nil {
+			return nil, fmt.Errorf("--val-run %s: %w", run, err)
+		}
+		val := map[string]bool{}
+		for _, c := range spec.ValClasses {
+			val[c] = true
+		}
+		keep = func(l string) bool { return val[l] }
+	}
+	var items []dataset.Item
+	for _, it := range set.Items {
+		if it.Label != "" && keep(it.Label) {
+			items = append(items, it)
+		}
+	}
+	if countLabels(items) < 2 {
+		return nil, errors.New("tune: fewer than two labelled validation classes")
+	}
+	return items, nil
+}
+
+func countLabels(items []dataset.Item) int {
+	m := map[string]bool{}
+	for _, it := range items {
+		m[it.Label] = true
+	}
+	return len(m)
+}
+
+// describeProblem describes the validation split with one bundle.
+func describeProblem(ctx context.Context, b bundle.Bundle, eo bundle.Options, opt describe.FileOptions, qs, rs []dataset.Item, stderr io.Writer) (*tune.Problem, error) {
+	eng, err := bundle.Open(b, eo)
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	describeItems := func(items []dataset.Item, stage string) ([][]float32, error) {
+		paths := make([]string, len(items))
+		for i, it := range items {
+			paths[i] = it.Path
+		}
+		o := opt
+		o.Progress = progress.New(stderr, stage+" ("+b.Name+")").Update
+		v, fails, _, err := eng.DescribeFiles(ctx, paths, o)
+		for _, f := range fails {
+			fmt.Fprintln(stderr, "unreadable, left out:", f)
+		}
+		return v, err
+	}
+	qv, err := describeItems(qs, "describe validation queries")
+	if err != nil {
+		return nil, err
+	}
+	rv, err := describeItems(rs, "describe validation references")
+	if err != nil {
+		return nil, err
+	}
+	return tune.NewProblem(qs, rs, qv, rv)
+}
