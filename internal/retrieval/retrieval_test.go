@@ -1,0 +1,42 @@
+package retrieval
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/rerank"
+)
+
+func set(ids ...string) *dataset.Set {
+	s := &dataset.Set{}
+	for _, id := range ids {
+		s.Items = append(s.Items, dataset.Item{ID: id, Path: id + ".jpg"})
+	}
+	return s
+}
+
+func TestRankSkipsFailedItemsAndTiesByID(t *testing.T) {
+	qs, rs := set("q1", "q2", "q3"), set("b", "a", "c", "broken")
+	qv := [][]float32{{1, 0}, nil, {0, 1}}
+	rv := [][]float32{{1, 0}, {1, 0}, {0, 1}, nil}
+	got, err := Rank(context.Background(), qs, rs, qv, rv, 2, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Query != "q1" || got[1].Query != "q3" {
+		t.Fatalf("failed query must have no ranking: %+v", got)
+	}
+	// a and b tie: the ID breaks the tie, so rankings are reproducible.
+	if !reflect.DeepEqual(got[0].Refs, []string{"a", "b", "c"}) || got[1].Refs[0] != "c" {
+		t.Fatalf("rankings %+v", got)
+	}
+	top1, err := Rank(context.Background(), qs, rs, qv, rv, 2, 1, &rerank.Params{QE: 1})
+	if err != nil || len(top1[0].Refs) != 1 {
+		t.Fatalf("top 1 with QE: %+v %v", top1, err)
+	}
+	if _, err := Rank(context.Background(), qs, rs, [][]float32{nil, nil, nil}, rv, 2, 0, nil); err == nil {
+		t.Fatal("no describable query accepted")
+	}
+}
