@@ -108,23 +108,25 @@ func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim, top
 	if flat.Len() == 0 || len(queries) == 0 {
 		return nil, errors.New("retrieval: no query or no reference could be described")
 	}
-	var hits [][]index.Hit
-	var err error
-	if p != nil {
-		hits, err = rerank.Apply(ctx, queries, flat, top, *p)
-	} else {
-		hits, err = flat.SearchBatch(ctx, queries, top)
-	}
-	if err != nil {
-		return nil, err
-	}
+	// Results stream in as reference IDs (shared strings), so memory is
+	// queries x top IDs, not a full similarity matrix or hit structs.
 	out := make([]eval.Ranking, len(queries))
-	for i, hs := range hits {
+	collect := func(qi int, hs []index.Hit) error {
 		refs := make([]string, len(hs))
 		for j, h := range hs {
 			refs[j] = h.ID
 		}
-		out[i] = eval.Ranking{Query: qids[i], Refs: refs}
+		out[qi] = eval.Ranking{Query: qids[qi], Refs: refs}
+		return nil
+	}
+	var err error
+	if p != nil {
+		err = rerank.ApplyFunc(ctx, queries, flat, top, *p, collect)
+	} else {
+		err = flat.SearchBatchFunc(ctx, queries, top, collect)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
