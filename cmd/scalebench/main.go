@@ -294,7 +294,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		logf("hnsw %+v", p)
 	}
 	if o.saveGraph {
-		if err := saveLoad(ctx, hn, qs, o, &rep.HNSW); err != nil {
+		// saveLoad drops the built graph before loading, so that two copies
+		// (10 GB at 1M x 1280) are never held at once.
+		if err := saveLoad(ctx, &hn, qs, o, &rep.HNSW); err != nil {
 			return err
 		}
 	}
@@ -456,7 +458,8 @@ func sweepHNSW(ctx context.Context, h *index.HNSW, qs [][]float32, gt [][]index.
 	return p, nil
 }
 
-func saveLoad(ctx context.Context, h *index.HNSW, qs [][]float32, o options, r *hnswReport) error {
+func saveLoad(ctx context.Context, hp **index.HNSW, qs [][]float32, o options, r *hnswReport) error {
+	h := *hp
 	dir, err := os.MkdirTemp(o.tmp, "scalebench-graph")
 	if err != nil {
 		return err
@@ -477,6 +480,9 @@ func saveLoad(ctx context.Context, h *index.HNSW, qs [][]float32, o options, r *
 	if err != nil {
 		return err
 	}
+	*hp, h = nil, nil
+	runtime.GC()
+	debug.FreeOSMemory()
 	t = time.Now()
 	g, err := index.LoadHNSW(path, index.HNSWConfig{})
 	if err != nil {
