@@ -46,7 +46,7 @@ type config struct {
 	dbaQueries                        bool
 	threads                           int
 	budgetMiB                         int64
-	ablation, apply, krecip           bool
+	steps, ablation, apply, krecip    bool
 	k1, k2                            int
 	lambda                            float64
 }
@@ -69,9 +69,10 @@ func main() {
 	flag.BoolVar(&c.dbaQueries, "dba-queries", false, "let queries augment references too")
 	flag.IntVar(&c.threads, "threads", 0, "search threads (0: GOMAXPROCS)")
 	flag.Int64Var(&c.budgetMiB, "budget-mib", 64, "batch-search working memory budget in MiB")
-	flag.BoolVar(&c.ablation, "ablation", true, "also measure QE alone and DBA alone")
+	flag.BoolVar(&c.steps, "steps", true, "run the pipeline step by step, timing each step")
+	flag.BoolVar(&c.ablation, "ablation", true, "with -steps, also measure QE alone and DBA alone")
 	flag.BoolVar(&c.apply, "apply", true, "also time rerank.ApplyFunc end to end (must match the step-by-step result)")
-	flag.BoolVar(&c.krecip, "krecip", false, "also run k-reciprocal re-ranking after DBA+QE (O((Q+R)^2): small runs)")
+	flag.BoolVar(&c.krecip, "krecip", false, "also run rerank.ApplyFunc with k-reciprocal re-ranking after DBA+QE (O((Q+R)^2): small runs)")
 	flag.IntVar(&c.k1, "k1", 20, "k-reciprocal k1")
 	flag.IntVar(&c.k2, "k2", 6, "k-reciprocal k2")
 	flag.Float64Var(&c.lambda, "lambda", 0.3, "k-reciprocal lambda")
@@ -146,8 +147,8 @@ func run(ctx context.Context, c config) error {
 	}
 	step("exact search", t, mBase)
 
-	var mQE float64 = math.NaN()
-	if c.qe > 0 && c.ablation {
+	mQE, mDBA, mFinal, mApply := math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	if c.steps && c.qe > 0 && c.ablation {
 		t = time.Now()
 		qs, err := expand(d.queries, refs, baseNb, c.qe, c.qeAlpha)
 		if err != nil {
@@ -159,45 +160,47 @@ func run(ctx context.Context, c config) error {
 		step("QE only: expand + search", t, mQE)
 	}
 
-	// The pipeline proper: DBA, search (whose top hits feed QE), QE, search.
-	pipeline, pipelineCPU := time.Now(), cpuSeconds()
-	base, mDBA, final := refs, math.NaN(), d.queries
-	nb := baseNb
-	if c.dba > 0 {
-		t = time.Now()
-		if c.dbaQueries {
-			base, err = rerank.DBAWithQueries(ctx, refs, d.queries, c.dba, c.dbaAlpha)
-		} else {
-			base, err = rerank.DBA(ctx, refs, c.dba, c.dbaAlpha)
+	if c.steps {
+		// The pipeline proper: DBA, search (whose top hits feed QE), QE, search.
+		pipeline, pipelineCPU := time.Now(), cpuSeconds()
+		base, final := refs, d.queries
+		nb := baseNb
+		if c.dba > 0 {
+			t = time.Now()
+			if c.dbaQueries {
+				base, err = rerank.DBAWithQueries(ctx, refs, d.queries, c.dba, c.dbaAlpha)
+			} else {
+				base, err = rerank.DBA(ctx, refs, c.dba, c.dbaAlpha)
+			}
+			if err != nil {
+				return err
+			}
+			step("DBA (R x R search + augment)", t, math.NaN())
+			t = time.Now()
+			if nb, mDBA, err = ev.search(ctx, base, d.queries, qeK); err != nil {
+				return err
+			}
+			step("search on DBA refs", t, mDBA)
 		}
-		if err != nil {
-			return err
+		mFinal = mBase
+		switch {
+		case c.qe > 0 && c.dba == 0 && c.ablation:
+			mFinal = mQE // already measured
+		case c.qe > 0:
+			t = time.Now()
+			if final, err = expand(d.queries, base, nb, c.qe, c.qeAlpha); err != nil {
+				return err
+			}
+			if _, mFinal, err = ev.search(ctx, base, final, 1); err != nil {
+				return err
+			}
+			step("QE + search", t, mFinal)
+		case c.dba > 0:
+			mFinal = mDBA
 		}
-		step("DBA (R x R search + augment)", t, math.NaN())
-		t = time.Now()
-		if nb, mDBA, err = ev.search(ctx, base, d.queries, qeK); err != nil {
-			return err
-		}
-		step("search on DBA refs", t, mDBA)
+		fmt.Printf("%-34s %9.2fs %9.2fs\n", "pipeline total", time.Since(pipeline).Seconds(), cpuSeconds()-pipelineCPU)
+		stepCPU = cpuSeconds()
 	}
-	mFinal := mBase
-	switch {
-	case c.qe > 0 && c.dba == 0 && c.ablation:
-		mFinal = mQE // already measured
-	case c.qe > 0:
-		t = time.Now()
-		if final, err = expand(d.queries, base, nb, c.qe, c.qeAlpha); err != nil {
-			return err
-		}
-		if _, mFinal, err = ev.search(ctx, base, final, 1); err != nil {
-			return err
-		}
-		step("QE + search", t, mFinal)
-	case c.dba > 0:
-		mFinal = mDBA
-	}
-	fmt.Printf("%-34s %9.2fs %9.2fs\n", "pipeline total", time.Since(pipeline).Seconds(), cpuSeconds()-pipelineCPU)
-	stepCPU = cpuSeconds()
 
 	if c.apply && (c.qe > 0 || c.dba > 0) {
 		t = time.Now()
@@ -210,24 +213,26 @@ func run(ctx context.Context, c config) error {
 		if err != nil {
 			return err
 		}
-		m := mean(ap)
-		step("rerank.ApplyFunc end to end", t, m)
-		if m != mFinal {
-			return fmt.Errorf("ApplyFunc mAP %.6f differs from the step-by-step pipeline's %.6f", m, mFinal)
+		mApply = mean(ap)
+		step("rerank.ApplyFunc end to end", t, mApply)
+		if c.steps && mApply != mFinal {
+			return fmt.Errorf("ApplyFunc mAP %.6f differs from the step-by-step pipeline's %.6f", mApply, mFinal)
 		}
 	}
 
 	if c.krecip {
 		t = time.Now()
+		p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries,
+			KRecip: true, K1: c.k1, K2: c.k2, Lambda: c.lambda}
 		ap := make([]float64, c.queries)
-		res, err := rerank.KReciprocal(ctx, final, base, c.k, c.k1, c.k2, c.lambda)
+		err := rerank.ApplyFunc(ctx, d.queries, refs, c.k, p, func(qi int, hits []index.Hit) error {
+			ap[qi] = ev.ap(qi, hits)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		for qi, hits := range res {
-			ap[qi] = ev.ap(qi, hits)
-		}
-		step("k-reciprocal after DBA+QE", t, mean(ap))
+		step("ApplyFunc with k-reciprocal", t, mean(ap))
 	}
 
 	mem.stop()
@@ -239,6 +244,9 @@ func run(ctx context.Context, c config) error {
 	}
 	if !math.IsNaN(mDBA) {
 		fmt.Printf(", DBA %.4f", mDBA)
+	}
+	if math.IsNaN(mFinal) {
+		mFinal = mApply
 	}
 	fmt.Printf(", DBA(%d)+QE(%d) %.4f\n", c.dba, c.qe, mFinal)
 	return nil
