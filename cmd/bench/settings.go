@@ -145,6 +145,12 @@ func runSettings(ctx context.Context, args []string, w io.Writer) error {
 // parseSetting reads "gem3@224,352+flip" or "gap@224".
 func parseSetting(s string) (describe.Settings, error) {
 	var out describe.Settings
+	if rest, crop, ok := strings.Cut(s, "~crop"); ok {
+		if _, err := fmt.Sscanf(crop, "%g", &out.Crop); err != nil {
+			return out, fmt.Errorf("setting %q: crop: %w", s, err)
+		}
+		s = rest
+	}
 	if rest, ok := strings.CutSuffix(s, "+flip"); ok {
 		out.Flip, s = true, rest
 	}

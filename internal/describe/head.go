@@ -238,7 +238,7 @@ func (h *Head) ApplyBatch(xs [][]float32) [][]float32 {
 			impl.Sgemm(blas.NoTrans, blas.Trans, n, h.Out, h.Hidden, 1, hb, h.Hidden, h.W, h.Hidden, 0, y, h.Out)
 		}
 		for i := 0; i < n; i++ {
-			normalizeInPlace(out[start+i])
+			Normalize(out[start+i])
 		}
 	}
 	return out
@@ -277,29 +277,12 @@ func (hs Heads) ApplyBatch(xs [][]float32) [][]float32 {
 // was expected.
 var ErrNotFinite = errors.New("value is not finite")
 
-// normalizeInPlace scales v to unit L2 norm; a zero vector is left as is
-// rather than turned into NaNs. Accumulates in float64 so 1280-d inputs keep
-// full float32 precision.
-func normalizeInPlace(v []float32) {
-	var s float64
-	for _, a := range v {
-		s += float64(a) * float64(a)
-	}
-	if s == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(s))
-	for i := range v {
-		v[i] *= inv
-	}
-}
-
 func normalizedCopy(x []float32) []float32 {
 	c := cloneF32(x)
 	if c == nil {
 		c = []float32{}
 	}
-	normalizeInPlace(c)
+	Normalize(c)
 	return c
 }
 
