@@ -28,6 +28,7 @@ type engineFlags struct {
 	flip      bool
 	pool      string
 	p         float64
+	crop      float64
 	batch     int
 	cachePath string
 	strict    bool
@@ -52,7 +53,8 @@ func addEngineFlags(fs *flag.FlagSet) *engineFlags {
 	fs.StringVar(&f.scales, "scales", joinInts(def.Scales), "comma-separated short sides for multi-scale describe")
 	fs.BoolVar(&f.flip, "flip", def.Flip, "also describe horizontally flipped images (TTA)")
 	fs.StringVar(&f.pool, "pool", def.Pool, "pooling: gem, gap or max")
-	fs.Float64Var(&f.p, "p", def.P, "GeM exponent")
+	fs.Float64Var(&f.p, "p", describe.DefaultGeMP, "GeM exponent (with --pool gem)")
+	fs.Float64Var(&f.crop, "crop", def.Crop, "keep the central fraction of each side before resizing (1 = whole image)")
 	fs.IntVar(&f.batch, "batch", 16, "images per backbone call")
 	fs.StringVar(&f.cachePath, "cache", cache.DefaultDir(), "descriptor cache directory, or \"off\"")
 	fs.BoolVar(&f.strict, "strict", false, "stop at the first unreadable image instead of reporting them at the end")
@@ -67,7 +69,7 @@ func (f *engineFlags) resolveBundle() (bundle.Bundle, error) {
 	set := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	if f.bundle != "" {
-		for _, n := range []string{"backbone", "scales", "flip", "pool", "p"} {
+		for _, n := range []string{"backbone", "scales", "flip", "pool", "p", "crop"} {
 			if set[n] {
 				return bundle.Bundle{}, fmt.Errorf("--%s cannot be combined with --bundle: the bundle fixes how images are described", n)
 			}
@@ -82,7 +84,10 @@ func (f *engineFlags) resolveBundle() (bundle.Bundle, error) {
 	if err != nil {
 		return bundle.Bundle{}, fmt.Errorf("--scales: %w", err)
 	}
-	b.Describe = describe.Settings{Scales: scales, Flip: f.flip, Pool: f.pool, P: f.p}
+	b.Describe = describe.Settings{Scales: scales, Flip: f.flip, Pool: f.pool, P: f.p, Crop: f.crop}
+	if f.crop >= 1 {
+		b.Describe.Crop = 0
+	}
 	if f.pool != describe.PoolGeM {
 		b.Describe.P = 0
 	}

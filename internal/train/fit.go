@@ -71,16 +71,15 @@ type Config struct {
 	Shrink    float64 `json:"shrink"`
 }
 
-// DefaultConfig is the recipe to start from: PCA whitening to 512-d, then a
-// linear normalised-softmax head to 512-d. It mirrors what worked with this
-// frozen backbone (whitening alone +0.03..0.05 mAP, a linear normalised
-// softmax head on whitened descriptors clearly more) and trains in well under
-// a minute on GroceryStore-sized data on 2 cores. PCA rather than Lw is the
-// default because it uses no labels: with only 41 training classes the head
-// is the one place where supervision should overfit, not the whitening.
+// DefaultConfig is the recipe measured best on GroceryStore classes held out
+// from training (README, "Training"): learned whitening (Lw) to 512-d, then a
+// linear ArcFace head (s=30, m=0.2) to 512-d. Lw alone lifted validation mAP
+// from 0.72 to 0.81, well beyond PCA whitening (0.76); the heads added about
+// 0.01 on top, ArcFace slightly ahead of normalised softmax and multi-
+// similarity, while an MLP head overfitted the 31 training classes.
 func DefaultConfig() Config {
 	return Config{
-		Loss:        LossNormSoftmax,
+		Loss:        LossArcFace,
 		Dim:         512,
 		Epochs:      40,
 		BatchP:      16,
@@ -91,15 +90,15 @@ func DefaultConfig() Config {
 		Optimizer:   OptAdam,
 		Schedule:    SchedCosine,
 		Warmup:      2,
-		Scale:       20,
-		Margin:      0,
+		Scale:       30,
+		Margin:      0.2,
 		ProxyLRMult: 1,
 		MSAlpha:     2,
 		MSBeta:      50,
 		MSBase:      0.5,
 		MSEps:       0.1,
 		Seed:        1,
-		Whiten:      WhitenPCA,
+		Whiten:      WhitenLw,
 		WhitenDim:   512,
 		Shrink:      0.1,
 	}
