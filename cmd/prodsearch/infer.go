@@ -238,10 +238,24 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func describeBundle(b bundle.Bundle) string {
+	if b.IsEnsemble() {
+		parts := make([]string, len(b.Members))
+		for i, m := range b.Members {
+			parts[i] = fmt.Sprintf("%g x (%s)", m.Weight, describeBundle(m.Bundle))
+		}
+		s := "ensemble of " + strings.Join(parts, " + ")
+		if b.Rerank != nil {
+			s += fmt.Sprintf("; rerank %+v", *b.Rerank)
+		}
+		return s
+	}
 	d := b.Describe
 	s := fmt.Sprintf("backbone %s, scales %s, flip %v, pool %s", b.Backbone.Name, joinInts(d.Scales), d.Flip, d.Pool)
 	if d.Pool == "gem" {
 		s += fmt.Sprintf(" p=%g", d.P)
+	}
+	if d.Crop > 0 {
+		s += fmt.Sprintf(", centre crop %g", d.Crop)
 	}
 	if len(b.Heads) > 0 {
 		s += fmt.Sprintf(", %d head(s) -> %d-d", len(b.Heads), b.Dim())
