@@ -12,22 +12,23 @@ import (
 type Params struct {
 	// QE is the number of top references merged into each query by αQE
 	// (0: no query expansion).
-	QE int
+	QE int `json:"qe,omitempty"`
 	// QEAlpha is the αQE similarity exponent (0: average QE; 3 is typical).
-	QEAlpha float64
+	QEAlpha float64 `json:"qe_alpha,omitempty"`
 	// DBA is the number of reference neighbours merged into each reference
 	// by database-side augmentation (0: no DBA).
-	DBA int
+	DBA int `json:"dba,omitempty"`
 	// DBAAlpha is the DBA similarity exponent.
-	DBAAlpha float64
+	DBAAlpha float64 `json:"dba_alpha,omitempty"`
 	// DBAQueries makes queries augment the references they retrieve too
 	// (see DBAWithQueries); it needs DBA > 0.
-	DBAQueries bool
+	DBAQueries bool `json:"dba_queries,omitempty"`
 	// KRecip replaces the final search by k-reciprocal re-ranking with K1,
 	// K2 and Lambda (see KReciprocal; the paper uses 20, 6, 0.3).
-	KRecip bool
-	K1, K2 int
-	Lambda float64
+	KRecip bool    `json:"k_reciprocal,omitempty"`
+	K1     int     `json:"k1,omitempty"`
+	K2     int     `json:"k2,omitempty"`
+	Lambda float64 `json:"lambda,omitempty"`
 }
 
 func (p Params) validate() error {
