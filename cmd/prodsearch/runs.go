@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -222,9 +223,11 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	run, ckpt, _ := strings.Cut(ref, "/")
-	if cp, err := runs.Resolve(runs.Dir(j.runsDir), ref); err == nil {
-		run, ckpt = cp.Run, cp.Name
+	run, ckpt := filepath.Base(ref), "-"
+	if st, err := os.Stat(ref); err != nil || st.IsDir() {
+		if cp, err := runs.Resolve(runs.Dir(j.runsDir), ref); err == nil {
+			run, ckpt = cp.Run, cp.Name
+		}
 	}
 	row := eval.Row{Run: run, Checkpoint: ckpt, Dataset: j.queries, MAP: s.MAP, MAPAt1000: s.MAPAt1000, R1: s.R1, SettingsHash: hash, Note: *note}
 	if err := eval.AppendLeaderboard(leaderboardPath(j.runsDir), row); err != nil {
