@@ -69,6 +69,7 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	data := fs.String("data", "", "labelled training-side images: "+setHelp)
 	valRun := fs.String("val-run", "", "use only the classes this run held out for validation (default: the run of --bundle RUN/CHECKPOINT, else every class of --data)")
 	perClass := fs.Int("queries-per-class", 2, "validation queries per class; the rest are references (as in the test split)")
+	queries := fs.String("queries", "", "validation queries from elsewhere (e.g. catalogue images of the training classes); then every --data image of the validation classes is a reference")
 	out := fs.String("out", "", "write the bundle with the chosen weights and re-ranking here")
 	top := fs.Int("show", 10, "trials to print")
 	if err := parse(fs, args); err != nil {
@@ -97,6 +98,25 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	qs, rs := tune.Split(items, *perClass)
+	if *queries != "" {
+		qset, err := dataset.Load(*queries)
+		if err != nil {
+			return fmt.Errorf("--queries: %w", err)
+		}
+		val := map[string]bool{}
+		for _, it := range items {
+			val[it.Label] = true
+		}
+		qs, rs = nil, items
+		for _, it := range qset.Items {
+			if val[it.Label] {
+				qs = append(qs, it)
+			}
+		}
+		if len(qs) == 0 {
+			return errors.New("--queries: no query belongs to a validation class")
+		}
+	}
 	fmt.Fprintf(stdout, "tuning on %d queries and %d references of %d validation classes (%s)\n", len(qs), len(rs), countLabels(items), valSource(run))
 	c, err := ef.openCache()
 	if err != nil {
