@@ -163,6 +163,13 @@ func (p *Problem) Rerank(ctx context.Context, grid []*rerank.Params) ([]Trial, e
 		}
 		out = append(out, Trial{Name: Name(rp), Params: rp, Scores: s})
 	}
+	sortTrials(out)
+	return out, nil
+}
+
+// sortTrials orders best first: mAP, then R@1, then grid order (simpler
+// recipes come first in the grid).
+func sortTrials(out []Trial) {
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i].Scores, out[j].Scores
 		if a.MAP != b.MAP {
@@ -170,7 +177,6 @@ func (p *Problem) Rerank(ctx context.Context, grid []*rerank.Params) ([]Trial, e
 		}
 		return a.R1 > b.R1
 	})
-	return out, nil
 }
 
 // Concat joins member descriptors with weights and renormalises (the
@@ -203,31 +209,41 @@ var weightSteps = []float64{0.25, 0.5, 0.75, 1, 1.5, 2}
 
 // Weights chooses ensemble weights by coordinate ascent: member 0 keeps
 // weight 1, each other member's weight is set to its best value in turn, two
-// rounds. members[m] holds member m's query and reference descriptors.
-func Weights(ctx context.Context, members []*Problem) ([]float64, []Trial, error) {
-	if len(members) < 2 {
+// rounds. sets holds one or more validation tasks (say, photo queries and
+// catalogue-image queries), each as its members' problems; a weighting is
+// scored by the mean mAP over the tasks.
+func Weights(ctx context.Context, sets ...[]*Problem) ([]float64, []Trial, error) {
+	if len(sets) == 0 || len(sets[0]) < 2 {
 		return nil, nil, errors.New("tune: an ensemble needs at least two members")
 	}
-	w := make([]float64, len(members))
+	w := make([]float64, len(sets[0]))
 	for i := range w {
 		w[i] = 1
 	}
 	var trials []Trial
 	score := func(w []float64) (eval.Scores, error) {
-		p, err := combine(members, w)
-		if err != nil {
-			return eval.Scores{}, err
+		var all []eval.Scores
+		for _, members := range sets {
+			p, err := combine(members, w)
+			if err != nil {
+				return eval.Scores{}, err
+			}
+			s, err := p.Score(ctx, nil)
+			if err != nil {
+				return eval.Scores{}, err
+			}
+			all = append(all, s)
 		}
-		s, err := p.Score(ctx, nil)
+		s := meanScores(all)
 		trials = append(trials, Trial{Name: fmt.Sprintf("weights %v", w), Scores: s})
-		return s, err
+		return s, nil
 	}
 	best, err := score(w)
 	if err != nil {
 		return nil, nil, err
 	}
 	for round := 0; round < 2; round++ {
-		for m := 1; m < len(members); m++ {
+		for m := 1; m < len(w); m++ {
 			for _, step := range weightSteps {
 				if step == w[m] {
 					continue
@@ -245,6 +261,48 @@ func Weights(ctx context.Context, members []*Problem) ([]float64, []Trial, error
 		}
 	}
 	return w, trials, nil
+}
+
+// Mean joins the trials of several validation tasks (same grid) by recipe and
+// averages their scores, best first, so one recipe can serve both photo and
+// catalogue-image queries.
+func Mean(tasks ...[]Trial) []Trial {
+	byName := map[string][]eval.Scores{}
+	params := map[string]Trial{}
+	var order []string
+	for _, trials := range tasks {
+		for _, t := range trials {
+			if _, ok := params[t.Name]; !ok {
+				order = append(order, t.Name)
+				params[t.Name] = t
+			}
+			byName[t.Name] = append(byName[t.Name], t.Scores)
+		}
+	}
+	var out []Trial
+	for _, n := range order {
+		if len(byName[n]) != len(tasks) {
+			continue
+		}
+		t := params[n]
+		t.Scores = meanScores(byName[n])
+		out = append(out, t)
+	}
+	sortTrials(out)
+	return out
+}
+
+func meanScores(all []eval.Scores) eval.Scores {
+	var m eval.Scores
+	for _, s := range all {
+		m.MAP += s.MAP / float64(len(all))
+		m.MAPAt1000 += s.MAPAt1000 / float64(len(all))
+		m.R1 += s.R1 / float64(len(all))
+		m.R5 += s.R5 / float64(len(all))
+		m.R10 += s.R10 / float64(len(all))
+		m.Queries += s.Queries
+	}
+	return m
 }
 
 // combine builds the ensemble problem for weights w; members share items.
