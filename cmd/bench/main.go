@@ -14,7 +14,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench settings|speed [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench settings|speed|table [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -23,8 +23,10 @@ func main() {
 		err = runSettings(ctx, os.Args[2:], os.Stdout)
 	case "speed":
 		err = runSpeed(ctx, os.Args[2:], os.Stdout)
+	case "table":
+		err = runTable(ctx, os.Args[2:], os.Stdout)
 	default:
-		err = fmt.Errorf("unknown benchmark %q (want settings or speed)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (want settings, speed or table)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,74 +15,36 @@ import (
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
-	"prodsearch/internal/index"
+	"prodsearch/internal/tune"
 )
 
-// valSplit mirrors the test protocol on training classes: per class, the first
-// two photos are queries and the rest references. Choosing describe settings
-// on it never looks at the test classes.
-func valSplit(set *dataset.Set) (qs, rs *dataset.Set) {
-	qs, rs = &dataset.Set{Source: set.Source}, &dataset.Set{Source: set.Source}
-	seen := map[string]int{}
-	for _, it := range set.Items {
-		if seen[it.Label] < 2 {
-			qs.Items = append(qs.Items, it)
-		} else {
-			rs.Items = append(rs.Items, it)
-		}
-		seen[it.Label]++
-	}
-	return qs, rs
-}
-
-// scoreBundle describes both sets with b and scores a plain ranking.
-func scoreBundle(ctx context.Context, b bundle.Bundle, c *cache.Cache, qs, rs *dataset.Set) (eval.Scores, describe.Stats, error) {
+// scoreBundle describes a validation task with b and scores a plain ranking.
+func scoreBundle(ctx context.Context, b bundle.Bundle, c *cache.Cache, qs, rs []dataset.Item) (eval.Scores, describe.Stats, error) {
 	eng, err := bundle.Open(b, bundle.Options{})
 	if err != nil {
 		return eval.Scores{}, describe.Stats{}, err
 	}
 	defer eng.Close()
-	opt := describe.FileOptions{Cache: c}
-	describeSet := func(s *dataset.Set) ([][]float32, describe.Stats, error) {
-		paths := make([]string, len(s.Items))
-		for i, it := range s.Items {
-			paths[i] = it.Path
-		}
-		v, fails, st, err := eng.DescribeFiles(ctx, paths, opt)
-		if err == nil && len(fails) > 0 {
-			err = fails[0]
-		}
-		return v, st, err
-	}
-	rv, st, err := describeSet(rs)
+	st := &statsRecorder{Describer: eng}
+	p, err := tune.Describe(ctx, st, qs, rs, describe.FileOptions{Cache: c}, os.Stderr)
 	if err != nil {
-		return eval.Scores{}, st, err
+		return eval.Scores{}, st.total, err
 	}
-	qv, st2, err := describeSet(qs)
-	if err != nil {
-		return eval.Scores{}, st, err
-	}
-	st.Timing.Add(st2.Timing)
-	st.Described += st2.Described
-	flat := index.NewFlat(eng.Dim())
-	for i, v := range rv {
-		if err := flat.Add(rs.Items[i].ID, v); err != nil {
-			return eval.Scores{}, st, err
-		}
-	}
-	hits, err := flat.SearchBatch(ctx, qv, 0)
-	if err != nil {
-		return eval.Scores{}, st, err
-	}
-	rk := make([]eval.Ranking, len(hits))
-	for i, hs := range hits {
-		rk[i].Query = qs.Items[i].ID
-		for _, h := range hs {
-			rk[i].Refs = append(rk[i].Refs, h.ID)
-		}
-	}
-	s, err := eval.Score(rk, qs.Labels(), rs.Labels())
-	return s, st, err
+	s, err := p.Score(ctx, nil)
+	return s, st.total, err
+}
+
+// statsRecorder adds up describe statistics over calls.
+type statsRecorder struct {
+	tune.Describer
+	total describe.Stats
+}
+
+func (r *statsRecorder) DescribeFiles(ctx context.Context, paths []string, opt describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error) {
+	v, f, st, err := r.Describer.DescribeFiles(ctx, paths, opt)
+	r.total.Timing.Add(st.Timing)
+	r.total.Described += st.Described
+	return v, f, st, err
 }
 
 // runSettings compares backbones and describe settings on the validation
@@ -98,7 +61,7 @@ func runSettings(ctx context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	qs, rs := valSplit(set)
+	qs, rs := tune.Split(set.Items, 2)
 	c, err := cache.Open(cache.DefaultDir())
 	if err != nil {
 		return err
@@ -114,7 +77,7 @@ func runSettings(ctx context.Context, args []string, w io.Writer) error {
 	for _, it := range set.Items {
 		classes[it.Label] = true
 	}
-	fmt.Fprintf(w, "validation: %d queries, %d references, %d training classes (test split untouched)\n", len(qs.Items), len(rs.Items), len(classes))
+	fmt.Fprintf(w, "validation: %d queries, %d references, %d training classes (test split untouched)\n", len(qs), len(rs), len(classes))
 	for _, bb := range strings.Split(*backbones, ",") {
 		for _, g := range strings.Split(*grid, ";") {
 			b, err := bundle.Default(bb)

@@ -263,33 +263,13 @@ func countLabels(items []dataset.Item) int {
 	return len(m)
 }
 
-// describeProblem describes the validation split with one bundle.
+// describeProblem describes a validation task with one bundle.
 func describeProblem(ctx context.Context, b bundle.Bundle, eo bundle.Options, opt describe.FileOptions, qs, rs []dataset.Item, stderr io.Writer) (*tune.Problem, error) {
 	eng, err := bundle.Open(b, eo)
 	if err != nil {
 		return nil, err
 	}
 	defer eng.Close()
-	describeItems := func(items []dataset.Item, stage string) ([][]float32, error) {
-		paths := make([]string, len(items))
-		for i, it := range items {
-			paths[i] = it.Path
-		}
-		o := opt
-		o.Progress = progress.New(stderr, stage+" ("+b.Name+")").Update
-		v, fails, _, err := eng.DescribeFiles(ctx, paths, o)
-		for _, f := range fails {
-			fmt.Fprintln(stderr, "unreadable, left out:", f)
-		}
-		return v, err
-	}
-	qv, err := describeItems(qs, "describe validation queries")
-	if err != nil {
-		return nil, err
-	}
-	rv, err := describeItems(rs, "describe validation references")
-	if err != nil {
-		return nil, err
-	}
-	return tune.NewProblem(qs, rs, qv, rv)
+	opt.Progress = progress.New(stderr, "describe validation images ("+b.Name+")").Update
+	return tune.Describe(ctx, eng, qs, rs, opt, stderr)
 }

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 
 	"prodsearch/internal/dataset"
+	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/index"
 	"prodsearch/internal/rerank"
@@ -332,3 +334,35 @@ func combine(members []*Problem, w []float64) (*Problem, error) {
 
 // Combine is combine for callers that have chosen weights.
 func Combine(members []*Problem, w []float64) (*Problem, error) { return combine(members, w) }
+
+// Describer turns image files into final descriptors (a *bundle.Engine).
+type Describer interface {
+	DescribeFiles(ctx context.Context, paths []string, opt describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error)
+}
+
+// Describe builds the problem of queries qs against references rs with d.
+// Unreadable images are left out and reported to warn (may be nil).
+func Describe(ctx context.Context, d Describer, qs, rs []dataset.Item, opt describe.FileOptions, warn io.Writer) (*Problem, error) {
+	vecs := func(items []dataset.Item) ([][]float32, error) {
+		paths := make([]string, len(items))
+		for i, it := range items {
+			paths[i] = it.Path
+		}
+		v, fails, _, err := d.DescribeFiles(ctx, paths, opt)
+		for _, f := range fails {
+			if warn != nil {
+				fmt.Fprintln(warn, "unreadable, left out:", f)
+			}
+		}
+		return v, err
+	}
+	qv, err := vecs(qs)
+	if err != nil {
+		return nil, err
+	}
+	rv, err := vecs(rs)
+	if err != nil {
+		return nil, err
+	}
+	return NewProblem(qs, rs, qv, rv)
+}
