@@ -29,6 +29,7 @@ type jobFlags struct {
 	queries, references string
 	top                 int
 	noRerank            bool
+	index               string
 }
 
 func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(args []string) error) {
@@ -38,6 +39,7 @@ func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(arg
 	fs.StringVar(&j.references, "references", "", "reference images: "+setHelp)
 	fs.IntVar(&j.top, "top", 1000, "references per query in the ranking (0 = all)")
 	fs.BoolVar(&j.noRerank, "no-rerank", false, "ignore the bundle's re-ranking recipe (for comparison)")
+	fs.StringVar(&j.index, "index", "flat", "where references are searched: flat (exact), hnsw (approximate) or weaviate://host:port[?grpc=host:port&class=C] (re-ranking needs flat)")
 	return j, func(args []string) error {
 		if err := parse(fs, args); err != nil {
 			return err
@@ -82,7 +84,7 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 		opt.Cache = c
 	}
 	job := retrieval.Job{
-		Queries: qs, References: rs, Top: j.top, Files: opt, Strict: j.strict,
+		Queries: qs, References: rs, Top: j.top, Files: opt, Strict: j.strict, Index: j.index,
 		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
 	}
 	if !j.noRerank {

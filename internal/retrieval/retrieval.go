@@ -27,8 +27,12 @@ type Job struct {
 	Queries, References *dataset.Set
 	Top                 int            // references per query; 0 = all
 	Rerank              *rerank.Params // nil = plain nearest-neighbour ranking
-	Files               describe.FileOptions
-	Strict              bool // fail on the first unreadable image
+	// Index chooses where references are searched: "" or "flat" (exact, in
+	// memory), "hnsw" (approximate, in memory) or a weaviate:// URL.
+	// Re-ranking needs the exact index.
+	Index  string
+	Files  describe.FileOptions
+	Strict bool // fail on the first unreadable image
 	// Progress, when set, returns the progress callback for a named stage.
 	Progress func(stage string) func(done, total int)
 }
@@ -59,7 +63,7 @@ func Run(ctx context.Context, d Describer, job Job) (*Result, error) {
 		return nil, err
 	}
 	t0 := time.Now()
-	res.Rankings, err = Rank(ctx, job.Queries, job.References, res.QueryVecs, res.RefVecs, d.Dim(), job.Top, job.Rerank)
+	res.Rankings, err = Rank(ctx, job.Queries, job.References, res.QueryVecs, res.RefVecs, d.Dim(), RankOptions{Top: job.Top, Rerank: job.Rerank, Index: job.Index})
 	res.Search = time.Since(t0)
 	return res, err
 }
@@ -84,19 +88,17 @@ func describeSet(ctx context.Context, d Describer, job Job, set *dataset.Set, st
 	return vecs, st, nil
 }
 
+// RankOptions choose how Rank searches.
+type RankOptions struct {
+	Top    int            // references per query; 0 = all
+	Rerank *rerank.Params // nil = plain search
+	Index  string         // see Job.Index
+}
+
 // Rank indexes the references that have descriptors and ranks them for every
 // query that has one. Queries without a descriptor get no ranking, which
 // scoring counts as AP 0.
-func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim, top int, p *rerank.Params) ([]eval.Ranking, error) {
-	flat := index.NewFlat(dim)
-	for i, v := range rv {
-		if v == nil {
-			continue
-		}
-		if err := flat.Add(rs.Items[i].ID, v); err != nil {
-			return nil, fmt.Errorf("retrieval: reference %s: %w", rs.Items[i].Path, err)
-		}
-	}
+func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim int, opt RankOptions) ([]eval.Ranking, error) {
 	var qids []string
 	var queries [][]float32
 	for i, v := range qv {
@@ -105,7 +107,15 @@ func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim, top
 			queries = append(queries, v)
 		}
 	}
-	if flat.Len() == 0 || len(queries) == 0 {
+	var ids []string
+	var vecs [][]float32
+	for i, v := range rv {
+		if v != nil {
+			ids = append(ids, rs.Items[i].ID)
+			vecs = append(vecs, v)
+		}
+	}
+	if len(ids) == 0 || len(queries) == 0 {
 		return nil, errors.New("retrieval: no query or no reference could be described")
 	}
 	// Results stream in as reference IDs (shared strings), so memory is
@@ -119,14 +129,71 @@ func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim, top
 		out[qi] = eval.Ranking{Query: qids[qi], Refs: refs}
 		return nil
 	}
+	if opt.Index != "" && opt.Index != "flat" {
+		if opt.Rerank != nil {
+			return nil, errors.New("retrieval: re-ranking needs the exact index (use --no-rerank with an approximate one)")
+		}
+		return out, rankApprox(ctx, opt.Index, dim, ids, vecs, queries, opt.Top, collect)
+	}
+	flat := index.NewFlat(dim)
+	for i, v := range vecs {
+		if err := flat.Add(ids[i], v); err != nil {
+			return nil, fmt.Errorf("retrieval: reference %s: %w", ids[i], err)
+		}
+	}
 	var err error
-	if p != nil {
-		err = rerank.ApplyFunc(ctx, queries, flat, top, *p, collect)
+	if opt.Rerank != nil {
+		err = rerank.ApplyFunc(ctx, queries, flat, opt.Top, *opt.Rerank, collect)
 	} else {
-		err = flat.SearchBatchFunc(ctx, queries, top, collect)
+		err = flat.SearchBatchFunc(ctx, queries, opt.Top, collect)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// rankApprox fills an HNSW graph or a Weaviate collection and searches it.
+// A top of 0 (all references) becomes the whole reference count.
+func rankApprox(ctx context.Context, kind string, dim int, ids []string, vecs [][]float32, queries [][]float32, top int, collect func(int, []index.Hit) error) error {
+	if top <= 0 {
+		top = len(ids)
+	}
+	var ix index.Index
+	switch {
+	case kind == "hnsw":
+		h, err := index.NewHNSW(dim, index.HNSWConfig{EfSearch: max(64, top)})
+		if err != nil {
+			return err
+		}
+		if err := h.AddBatch(ctx, ids, vecs); err != nil {
+			return err
+		}
+		ix = h
+	case index.IsStoreURL(kind):
+		w, err := index.OpenURL(ctx, kind, dim)
+		if err != nil {
+			return err
+		}
+		for i, v := range vecs {
+			if err := w.Add(ids[i], v); err != nil {
+				w.Close()
+				return err
+			}
+		}
+		ix = w
+	default:
+		return fmt.Errorf("retrieval: unknown index %q (want flat, hnsw or weaviate://host:port)", kind)
+	}
+	defer ix.Close()
+	for qi, q := range queries {
+		hs, err := ix.Search(ctx, q, top, nil)
+		if err != nil {
+			return err
+		}
+		if err := collect(qi, hs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -21,7 +21,7 @@ func TestRankSkipsFailedItemsAndTiesByID(t *testing.T) {
 	qs, rs := set("q1", "q2", "q3"), set("b", "a", "c", "broken")
 	qv := [][]float32{{1, 0}, nil, {0, 1}}
 	rv := [][]float32{{1, 0}, {1, 0}, {0, 1}, nil}
-	got, err := Rank(context.Background(), qs, rs, qv, rv, 2, 0, nil)
+	got, err := Rank(context.Background(), qs, rs, qv, rv, 2, RankOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +32,18 @@ func TestRankSkipsFailedItemsAndTiesByID(t *testing.T) {
 	if !reflect.DeepEqual(got[0].Refs, []string{"a", "b", "c"}) || got[1].Refs[0] != "c" {
 		t.Fatalf("rankings %+v", got)
 	}
-	top1, err := Rank(context.Background(), qs, rs, qv, rv, 2, 1, &rerank.Params{QE: 1})
+	top1, err := Rank(context.Background(), qs, rs, qv, rv, 2, RankOptions{Top: 1, Rerank: &rerank.Params{QE: 1}})
 	if err != nil || len(top1[0].Refs) != 1 {
 		t.Fatalf("top 1 with QE: %+v %v", top1, err)
 	}
-	if _, err := Rank(context.Background(), qs, rs, [][]float32{nil, nil, nil}, rv, 2, 0, nil); err == nil {
+	hn, err := Rank(context.Background(), qs, rs, qv, rv, 2, RankOptions{Index: "hnsw"})
+	if err != nil || len(hn) != 2 || hn[1].Refs[0] != "c" || len(hn[0].Refs) != 3 {
+		t.Fatalf("hnsw ranking %+v %v", hn, err)
+	}
+	if _, err := Rank(context.Background(), qs, rs, qv, rv, 2, RankOptions{Index: "hnsw", Rerank: &rerank.Params{QE: 1}}); err == nil {
+		t.Fatal("re-ranking on an approximate index accepted")
+	}
+	if _, err := Rank(context.Background(), qs, rs, [][]float32{nil, nil, nil}, rv, 2, RankOptions{}); err == nil {
 		t.Fatal("no describable query accepted")
 	}
 }
