@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/runs"
@@ -60,9 +61,10 @@ func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "--store DIR [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
+	fs := newFlagSet("serve", "--store DIR [--vectors flat|hnsw|weaviate://host:port?...] [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
 	ef := addEngineFlags(fs)
-	dir := fs.String("store", "", "catalogue store directory (created on first use)")
+	dir := fs.String("store", "", "catalogue store directory (created on first use); it keeps items and images whatever --vectors says")
+	vectors := fs.String("vectors", store.VectorsFlat, store.VectorsHelp)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	token := fs.String("token", os.Getenv("PRODSEARCH_TOKEN"), "bearer token required by write endpoints (default $PRODSEARCH_TOKEN)")
 	slots := fs.Int("describe-slots", 2, "images described at once across requests (ONNX Runtime already uses every core per image)")
@@ -87,7 +89,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer eng.Close()
-	st, err := store.Open(ctx, *dir, eng.BundleID(), eng.Dim())
+	st, err := store.OpenWith(ctx, *dir, eng.BundleID(), eng.Dim(), store.Options{Vectors: *vectors})
 	if err != nil {
 		return err
 	}
@@ -100,6 +102,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "serving %s (%d items, bundle %s) on http://%s\n", *dir, st.Len(), eng.BundleID(), *addr)
+	info := st.Info()
+	fmt.Fprintf(stdout, "serving %s (%d items, bundle %s, %s vectors, %d indexed at start in %v) on http://%s\n",
+		*dir, info.Items, eng.BundleID(), info.Vectors, info.Reindexed, info.LoadTime.Round(time.Millisecond), *addr)
 	return srv.Run(ctx, *addr)
 }

@@ -31,7 +31,11 @@ type CommandEnv struct {
 	NewDescriber func(ctx context.Context, bundleFlag, storeBundleID string) (Describer, error)
 }
 
-const indexUsage = `usage: prodsearch index <command> --store DIR [flags]
+const indexUsage = `usage: prodsearch index <command> --store DIR [--vectors flat|hnsw|weaviate://...] [flags]
+
+--store DIR keeps items and images; --vectors chooses where descriptors are
+searched (flat by default; hnsw keeps a graph in DIR; weaviate:// a remote
+collection that add and remove keep in step).
 
 commands:
   add     describe images and add them (folders, TSV manifests, single files)
@@ -71,26 +75,37 @@ func RunIndexCommand(ctx context.Context, args []string, env CommandEnv) error {
 	return fmt.Errorf("index: unknown command %q", args[0])
 }
 
-func newFlagSet(name, usage string, env CommandEnv) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("prodsearch index "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	dir := fs.String("store", "", "store `directory` (required)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: prodsearch index %s --store DIR %s\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs, dir
+// storeFlags are the flags every index command takes.
+type storeFlags struct {
+	dir, vectors string
 }
 
-func parse(fs *flag.FlagSet, dir *string, args []string) error {
+func newFlagSet(name, usage string, env CommandEnv) (*flag.FlagSet, *storeFlags) {
+	fs := flag.NewFlagSet("prodsearch index "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	sf := &storeFlags{}
+	fs.StringVar(&sf.dir, "store", "", "store `directory` (required): items, images and descriptors")
+	fs.StringVar(&sf.vectors, "vectors", VectorsFlat, VectorsHelp)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: prodsearch index %s --store DIR [--vectors V] %s\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs, sf
+}
+
+func parse(fs *flag.FlagSet, sf *storeFlags, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dir == "" {
+	if sf.dir == "" {
 		fs.Usage()
 		return errors.New("index: --store is required")
 	}
 	return nil
+}
+
+func (sf *storeFlags) open(ctx context.Context, bundleID string, dim int) (*Store, error) {
+	return OpenWith(ctx, sf.dir, bundleID, dim, Options{Vectors: sf.vectors})
 }
 
 // source is one image to add.
@@ -161,7 +176,7 @@ func collect(args []string, label, ids string) ([]source, error) {
 }
 
 func runAdd(ctx context.Context, args []string, env CommandEnv) error {
-	fs, dir := newFlagSet("add", "[flags] (FOLDER | MANIFEST.tsv | IMAGE)...", env)
+	fs, sf := newFlagSet("add", "[flags] (FOLDER | MANIFEST.tsv | IMAGE)...", env)
 	bundleFlag := fs.String("bundle", "", "model bundle (default: the one recorded in the store, else the default bundle)")
 	label := fs.String("label", "", "label for images that have none from a manifest or class folder")
 	ids := fs.String("ids", IDsName, "item IDs: name (file name without extension) or path (as written in the manifest, or relative to the folder)")
@@ -169,7 +184,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable")
 	workers := fs.Int("workers", max(1, runtime.GOMAXPROCS(0)/2), "images decoded and described in parallel")
-	if err := parse(fs, dir, args); err != nil {
+	if err := parse(fs, sf, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -190,7 +205,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 		return err
 	}
 	recorded := ""
-	if info, err := ReadInfo(*dir); err == nil {
+	if info, err := ReadInfo(sf.dir); err == nil {
 		recorded = info.BundleID
 	} else if !errors.Is(err, ErrNoStore) {
 		return err
@@ -202,7 +217,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	if c, ok := d.(io.Closer); ok {
 		defer c.Close()
 	}
-	s, err := Open(ctx, *dir, d.BundleID(), d.Dim())
+	s, err := sf.open(ctx, d.BundleID(), d.Dim())
 	if err != nil {
 		return err
 	}
@@ -219,7 +234,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	}
 	st, err := addAll(ctx, s, d, todo, addConfig{batch: *batch, workers: *workers, replace: *replace, noImages: *noImages}, env.Stderr)
 	fmt.Fprintf(env.Stdout, "added %d, failed %d in %v (%.1f images/s); %s now holds %d items\n",
-		st.added, st.failed, st.elapsed.Round(time.Millisecond), float64(st.added)/max(st.elapsed.Seconds(), 1e-9), *dir, s.Len())
+		st.added, st.failed, st.elapsed.Round(time.Millisecond), float64(st.added)/max(st.elapsed.Seconds(), 1e-9), sf.dir, s.Len())
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("index add: interrupted after %d committed items; run the same command again to continue: %w", st.added, err)
@@ -365,15 +380,15 @@ func readLimited(path string, maxBytes int64) ([]byte, error) {
 }
 
 func runRemove(ctx context.Context, args []string, env CommandEnv) error {
-	fs, dir := newFlagSet("remove", "ID...", env)
-	if err := parse(fs, dir, args); err != nil {
+	fs, sf := newFlagSet("remove", "ID...", env)
+	if err := parse(fs, sf, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return errors.New("index remove: no IDs given")
 	}
-	s, err := Open(ctx, *dir, "", 0)
+	s, err := sf.open(ctx, "", 0)
 	if err != nil {
 		return err
 	}
@@ -382,7 +397,7 @@ func runRemove(ctx context.Context, args []string, env CommandEnv) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "removed %d; %s now holds %d items\n", len(gone), *dir, s.Len())
+	fmt.Fprintf(env.Stdout, "removed %d; %s now holds %d items\n", len(gone), sf.dir, s.Len())
 	if missing := len(fs.Args()) - len(gone); missing > 0 {
 		found := make(map[string]bool, len(gone))
 		for _, id := range gone {
@@ -400,15 +415,15 @@ func runRemove(ctx context.Context, args []string, env CommandEnv) error {
 }
 
 func runList(ctx context.Context, args []string, env CommandEnv) error {
-	fs, dir := newFlagSet("list", "[--offset N] [--limit N] [--label L] [--json]", env)
+	fs, sf := newFlagSet("list", "[--offset N] [--limit N] [--label L] [--json]", env)
 	offset := fs.Int("offset", 0, "items to skip")
 	limit := fs.Int("limit", 50, "items to show (0: all)")
 	label := fs.String("label", "", "only items with this label")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
-	if err := parse(fs, dir, args); err != nil {
+	if err := parse(fs, sf, args); err != nil {
 		return err
 	}
-	s, err := Open(ctx, *dir, "", 0)
+	s, err := sf.open(ctx, "", 0)
 	if err != nil {
 		return err
 	}
@@ -443,13 +458,13 @@ func runList(ctx context.Context, args []string, env CommandEnv) error {
 }
 
 func runStats(ctx context.Context, args []string, env CommandEnv) error {
-	fs, dir := newFlagSet("stats", "[--json] [--check]", env)
+	fs, sf := newFlagSet("stats", "[--json] [--check]", env)
 	asJSON := fs.Bool("json", false, "JSON output")
 	check := fs.Bool("check", false, "also verify every page and item (reads the whole file)")
-	if err := parse(fs, dir, args); err != nil {
+	if err := parse(fs, sf, args); err != nil {
 		return err
 	}
-	s, err := Open(ctx, *dir, "", 0)
+	s, err := sf.open(ctx, "", 0)
 	if err != nil {
 		return err
 	}
@@ -487,6 +502,7 @@ func runStats(ctx context.Context, args []string, env CommandEnv) error {
 	fmt.Fprintf(tw, "file\t%s\n", humanBytes(info.FileBytes))
 	fmt.Fprintf(tw, "created\t%s\n", info.Created.Local().Format(time.DateTime))
 	fmt.Fprintf(tw, "load time\t%v\n", info.LoadTime.Round(100*time.Microsecond))
+	fmt.Fprintf(tw, "vectors\t%s (%d indexed at open)\n", info.Vectors, info.Reindexed)
 	if *check {
 		res := "ok"
 		if checkErr != nil {

@@ -133,6 +133,19 @@ func TestIndexCommands(t *testing.T) {
 		}
 	}
 
+	// --vectors hnsw builds the graph once, then reuses it.
+	for _, want := range []string{"vectors hnsw (4 indexed at open)", "vectors hnsw (0 indexed at open)"} {
+		if err := r.run("stats", "--store", dir, "--vectors", "hnsw"); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(strings.Fields(r.stdout.String()), " "); !strings.Contains(got, want) {
+			t.Errorf("stats --vectors hnsw lacks %q:\n%s", want, r.stdout.String())
+		}
+	}
+	if err := r.run("list", "--store", dir, "--vectors", "annoy"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("--vectors annoy: %v", err)
+	}
+
 	// A describer from another bundle is refused with the store's bundle named.
 	other := &runner{t: t, d: storetest.NewColourDescriber(64)}
 	if err := other.run("add", "--store", dir, filepath.Join(data, "single.png")); !errors.Is(err, store.ErrBundleMismatch) {

@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 
+	"prodsearch/internal/index"
 	"prodsearch/internal/rerank"
 )
 
@@ -67,6 +68,9 @@ func (s *Store) Search(ctx context.Context, q []float32, opt SearchOptions) ([]R
 }
 
 func (s *Store) search(ctx context.Context, q []float32, k int, label string) ([]Result, error) {
+	if s.remote != nil {
+		return s.searchRemote(ctx, q, k, label)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var filter func(int) bool
@@ -74,33 +78,71 @@ func (s *Store) search(ctx context.Context, q []float32, k int, label string) ([
 		if s.counts[label] == 0 {
 			return []Result{}, nil
 		}
-		filter = func(i int) bool { return s.labels[s.idx.ID(i)] == label }
+		filter = func(i int) bool { return s.labels[s.local.ID(i)] == label }
 	}
-	hits, err := s.idx.Search(ctx, q, k, filter)
+	hits, err := s.local.Search(ctx, q, k, filter)
 	if err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)
 	}
-	out := make([]Result, len(hits))
-	for i, h := range hits {
-		out[i] = Result{ID: h.ID, Label: s.labels[h.ID], Score: h.Score}
-	}
-	return out, nil
+	return s.results(hits, label), nil
 }
 
-// expand builds the alpha-QE query from the neighbours' indexed vectors
-// (copied under the read lock, since Vector is a view that the next write
-// invalidates); one removed since the first search is skipped.
+// searchRemote lets the server filter by label and holds no lock while it
+// waits for the answer.
+func (s *Store) searchRemote(ctx context.Context, q []float32, k int, label string) ([]Result, error) {
+	if label != "" {
+		s.mu.RLock()
+		n := s.counts[label]
+		s.mu.RUnlock()
+		if n == 0 {
+			return []Result{}, nil
+		}
+	}
+	lhits, err := s.remote.SearchLabel(ctx, q, k, label)
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	hits := make([]index.Hit, len(lhits))
+	for i, h := range lhits {
+		hits[i] = h.Hit
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.results(hits, label), nil
+}
+
+// results labels hits from the catalogue, dropping any the catalogue does
+// not hold (or holds under another label): an index that lags bbolt never
+// returns a removed item. mu must be read-locked.
+func (s *Store) results(hits []index.Hit, label string) []Result {
+	out := make([]Result, 0, len(hits))
+	for _, h := range hits {
+		l, ok := s.labels[h.ID]
+		if !ok || label != "" && l != label {
+			continue
+		}
+		out = append(out, Result{ID: h.ID, Label: l, Score: h.Score})
+	}
+	return out
+}
+
+// expand builds the alpha-QE query from the neighbours' stored
+// descriptors, read from the catalogue so that it works whatever the vector
+// index; one removed since the first search is skipped.
 func (s *Store) expand(q []float32, hits []Result) ([]float32, error) {
 	nbs := make([][]float32, 0, len(hits))
 	sims := make([]float32, 0, len(hits))
-	s.mu.RLock()
 	for _, h := range hits {
-		if i, ok := s.idx.Position(h.ID); ok {
-			nbs = append(nbs, slices.Clone(s.idx.Vector(i)))
-			sims = append(sims, h.Score)
+		v, err := s.Vector(h.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		nbs = append(nbs, v)
+		sims = append(sims, h.Score)
 	}
-	s.mu.RUnlock()
 	eq, err := rerank.AlphaQE(q, nbs, sims, qeAlpha)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

@@ -8,8 +8,9 @@
 //     call returns only after that transaction is committed and synced, so an
 //     acknowledged item survives kill -9 and an interrupted one leaves nothing;
 //   - the items and vectors buckets always hold the same keys (Check verifies);
-//   - all descriptors are loaded once, at Open, into one in-memory exact index
-//     that later writes keep in step with the file, in commit order.
+//   - descriptors are searched through a vector index derived from the file
+//     (exact in memory, HNSW, or Weaviate; see Options and vectors.go) that
+//     later writes keep in step with the file, in commit order.
 package store
 
 import (
@@ -107,6 +108,12 @@ type Info struct {
 	FileBytes int64 `json:"file_bytes"`
 	// LoadTime is how long Open took to read all descriptors.
 	LoadTime time.Duration `json:"load_ns"`
+	// Vectors is the vector index kind: flat, hnsw or weaviate.
+	Vectors string `json:"vectors"`
+	// Reindexed is how many references Open had to index from the
+	// catalogue: all for flat, none for a saved HNSW graph or a Weaviate
+	// collection already in step.
+	Reindexed int `json:"reindexed"`
 }
 
 // Store is safe for concurrent use. Searches run concurrently with each
@@ -115,19 +122,32 @@ type Info struct {
 type Store struct {
 	db   *bolt.DB
 	info Info
+	opt  Options
 
-	// wmu serialises writers so the in-memory index applies changes in the
-	// order bbolt committed them.
-	wmu sync.Mutex
+	// wmu serialises writers so the vector index applies changes in the
+	// order bbolt committed them; it guards the fields up to mu.
+	wmu       sync.Mutex
+	seq       uint64   // write sequence of the last commit (meta bucket sequence)
+	savedSeq  uint64   // write sequence the saved HNSW graph matches
+	stale     bool     // an index update failed after its commit
+	delivered []string // journaled IDs the remote index now has
+	closed    bool
 
-	// mu guards idx, labels and counts, and is never held during disk I/O.
+	// Exactly one of local and remote is set; hnsw is local when it is a
+	// graph that Close saves.
+	local  localIndex
+	remote remoteIndex
+	hnsw   *index.HNSW
+
+	// mu guards labels, counts and writes to local, and is never held
+	// during disk or network I/O.
 	mu     sync.RWMutex
-	idx    *index.Flat
 	labels map[string]string // id -> label
 	counts map[string]int    // label -> items
 }
 
-// Open opens the store in dir, loading every descriptor into memory.
+// Open opens the store in dir with the exact in-memory index, loading every
+// descriptor into memory; OpenWith chooses another vector index.
 //
 // A new store is created only when bundleID is set; it then records bundleID
 // and dim. On an existing store a non-empty bundleID (or non-zero dim) must
@@ -136,7 +156,17 @@ type Store struct {
 // to accept whatever the store holds (list, stats, remove, serve --bundle
 // omitted).
 func Open(ctx context.Context, dir, bundleID string, dim int) (*Store, error) {
+	return OpenWith(ctx, dir, bundleID, dim, Options{})
+}
+
+// OpenWith is Open with the vector index that opt selects. Building or
+// resyncing that index from the catalogue happens here, under ctx.
+func OpenWith(ctx context.Context, dir, bundleID string, dim int, opt Options) (*Store, error) {
 	start := time.Now()
+	kind, err := opt.kind()
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, FileName)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		if bundleID == "" {
@@ -156,13 +186,17 @@ func Open(ctx context.Context, dir, bundleID string, dim int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, labels: make(map[string]string), counts: make(map[string]int)}
-	s.info.Dir = dir
+	s := &Store{db: db, opt: opt, labels: make(map[string]string), counts: make(map[string]int)}
+	s.info.Dir, s.info.Vectors = dir, kind
 	if err := s.initMeta(bundleID, dim); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if err := s.load(ctx); err != nil {
+	ids, err := s.loadLabels(ctx)
+	if err == nil {
+		err = s.openVectors(ctx, ids)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -173,7 +207,7 @@ func Open(ctx context.Context, dir, bundleID string, dim int) (*Store, error) {
 // initMeta records or checks the bundle, dimension and format version.
 func (s *Store) initMeta(bundleID string, dim int) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketItems, bucketVecs, bucketImages} {
+		for _, b := range [][]byte{bucketItems, bucketVecs, bucketImages, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
@@ -205,6 +239,7 @@ func (s *Store) initMeta(bundleID string, dim int) error {
 		s.info.BundleID = string(meta.Get(keyBundle))
 		s.info.Dim, _ = strconv.Atoi(string(meta.Get(keyDim)))
 		s.info.Created, _ = time.Parse(time.RFC3339Nano, string(meta.Get(keyCreated)))
+		s.seq = meta.Sequence()
 		if s.info.Dim <= 0 {
 			return fmt.Errorf("store: %s records dimension %q: %w", s.info.Dir, meta.Get(keyDim), errRecord)
 		}
@@ -222,57 +257,82 @@ func (s *Store) initMeta(bundleID string, dim int) error {
 	})
 }
 
-// load walks the items and vectors buckets in step (same keys, same order)
-// straight into one contiguous matrix that the index then owns.
-func (s *Store) load(ctx context.Context) error {
+// loadLabels reads every item's label and returns the IDs in key order,
+// checking that the vectors bucket holds the same number of keys.
+func (s *Store) loadLabels(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ib := tx.Bucket(bucketItems)
+		n := tx.Bucket(bucketVecs).Stats().KeyN
+		ids = make([]string, 0, n)
+		c := ib.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(ids)%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			id := string(k)
+			label, err := decodeLabel(v)
+			if err != nil {
+				return fmt.Errorf("store: item %q: %w", id, err)
+			}
+			ids = append(ids, id)
+			s.labels[id] = label
+			s.counts[label]++
+		}
+		if len(ids) != n {
+			return fmt.Errorf("store: %s: %d items, %d vectors: %w", s.info.Dir, len(ids), n, errRecord)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// loadMatrix reads the descriptors of ids (all stored, in key order)
+// straight into one contiguous matrix, which an exact index then owns.
+func (s *Store) loadMatrix(ctx context.Context, ids []string) ([]float32, error) {
 	dim := s.info.Dim
-	return s.db.View(func(tx *bolt.Tx) error {
-		vb := tx.Bucket(bucketVecs)
-		n := vb.Stats().KeyN
-		ids := make([]string, 0, n)
-		vecs := make([]float32, n*dim)
-		ic := tx.Bucket(bucketItems).Cursor()
-		vc := vb.Cursor()
-		ik, iv := ic.First()
-		vk, vv := vc.First()
-		for i := 0; ik != nil || vk != nil; i++ {
-			if i == n || string(ik) != string(vk) {
-				return fmt.Errorf("store: %s is inconsistent near item %q / vector %q: %w", s.info.Dir, ik, vk, errRecord)
+	vecs := make([]float32, len(ids)*dim)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketVecs).Cursor()
+		i := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if i == len(ids) || string(k) != ids[i] {
+				return fmt.Errorf("store: %s is inconsistent near vector %q: %w", s.info.Dir, k, errRecord)
 			}
 			if i%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
-			id := string(ik)
-			label, err := decodeLabel(iv)
-			if err != nil {
-				return fmt.Errorf("store: item %q: %w", id, err)
+			if err := decodeVector(vecs[i*dim:(i+1)*dim], v); err != nil {
+				return fmt.Errorf("store: item %q: %w", k, err)
 			}
-			if err := decodeVector(vecs[i*dim:(i+1)*dim], vv); err != nil {
-				return fmt.Errorf("store: item %q: %w", id, err)
-			}
-			ids = append(ids, id)
-			s.labels[id] = label
-			s.counts[label]++
-			ik, iv = ic.Next()
-			vk, vv = vc.Next()
+			i++
 		}
-		if len(ids) != n {
-			return fmt.Errorf("store: %s: %d vectors counted, %d read: %w", s.info.Dir, n, len(ids), errRecord)
+		if i != len(ids) {
+			return fmt.Errorf("store: %s: %d vectors for %d items: %w", s.info.Dir, i, len(ids), errRecord)
 		}
-		idx, err := index.NewFlatFrom(dim, ids, vecs)
-		if err != nil {
-			return fmt.Errorf("store: %s: %w", s.info.Dir, err)
-		}
-		s.idx = idx
 		return nil
 	})
+	return vecs, err
 }
 
-// Close releases the file; the Store must not be used afterwards.
+// Close saves the HNSW graph when it changed, flushes a remote index and
+// releases the file; the Store must not be used afterwards.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.closeVectors()
+	if cerr := s.db.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
@@ -282,7 +342,7 @@ func (s *Store) Close() error {
 func (s *Store) Info() Info {
 	s.mu.RLock()
 	info := s.info
-	info.Items = s.idx.Len()
+	info.Items = len(s.labels)
 	info.Labels = len(s.counts)
 	s.mu.RUnlock()
 	if fi, err := os.Stat(s.db.Path()); err == nil {
@@ -297,11 +357,11 @@ func (s *Store) BundleID() string { return s.info.BundleID }
 // Dim is the descriptor length.
 func (s *Store) Dim() int { return s.info.Dim }
 
-// Len is the number of items.
+// Len is the number of items in the catalogue.
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.idx.Len()
+	return len(s.labels)
 }
 
 // Has reports whether id is stored.
@@ -384,8 +444,9 @@ type AddOptions struct {
 }
 
 // Add stores entries in one transaction: when it returns nil all of them
-// are durable, and when it fails none is stored. The caller describes the
-// images first, outside any lock.
+// are durable and searchable, and when it fails none is stored, except that
+// ErrVectorIndex means they are durable but not yet searchable. The caller
+// describes the images first, outside any lock.
 func (s *Store) Add(ctx context.Context, entries []Entry, opt AddOptions) error {
 	if len(entries) == 0 {
 		return nil
@@ -432,7 +493,16 @@ func (s *Store) Add(ctx context.Context, entries []Entry, opt AddOptions) error 
 			return fmt.Errorf("store: item %q: %w", dup, ErrExists)
 		}
 	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	var seq uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if seq, err = s.journal(tx, ids); err != nil {
+			return err
+		}
 		ib, vb, gb := tx.Bucket(bucketItems), tx.Bucket(bucketVecs), tx.Bucket(bucketImages)
 		for i, e := range entries {
 			k := []byte(e.ID)
@@ -455,23 +525,8 @@ func (s *Store) Add(ctx context.Context, entries []Entry, opt AddOptions) error 
 	if err != nil {
 		return fmt.Errorf("store: add: %w", err)
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range entries {
-		if old, ok := s.labels[e.ID]; ok {
-			s.idx.Remove(e.ID)
-			s.uncount(old)
-		}
-		if err := s.idx.Add(e.ID, e.Vector); err != nil {
-			// Validation above makes this unreachable; the item is on disk
-			// and will load on the next Open.
-			return fmt.Errorf("store: %q committed but not indexed until restart: %w", e.ID, err)
-		}
-		s.labels[e.ID] = e.Label
-		s.counts[e.Label]++
-	}
-	return nil
+	s.seq, s.delivered = seq, s.delivered[:0]
+	return s.indexAdd(ctx, entries)
 }
 
 func (s *Store) uncount(label string) {
@@ -480,7 +535,9 @@ func (s *Store) uncount(label string) {
 	}
 }
 
-// Remove deletes items in one transaction and returns the IDs that existed.
+// Remove deletes items in one transaction and returns the IDs that existed;
+// with ErrVectorIndex they are gone from the catalogue (and from results)
+// but the remote index still holds some until the store is reopened.
 func (s *Store) Remove(ctx context.Context, ids ...string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -488,6 +545,7 @@ func (s *Store) Remove(ctx context.Context, ids ...string) ([]string, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var gone []string
+	var seq uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		gone = gone[:0]
 		ib, vb, gb := tx.Bucket(bucketItems), tx.Bucket(bucketVecs), tx.Bucket(bucketImages)
@@ -503,21 +561,15 @@ func (s *Store) Remove(ctx context.Context, ids ...string) ([]string, error) {
 				}
 			}
 		}
-		return nil
+		var err error
+		seq, err = s.journal(tx, gone)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: remove: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range gone {
-		if label, ok := s.labels[id]; ok {
-			s.idx.Remove(id)
-			delete(s.labels, id)
-			s.uncount(label)
-		}
-	}
-	return gone, nil
+	s.seq, s.delivered = seq, s.delivered[:0]
+	return gone, s.indexRemove(ctx, gone)
 }
 
 // Get returns one item's record.

@@ -221,8 +221,18 @@ func TestAddRejectsBadInputAtomically(t *testing.T) {
 
 // TestSearchWhileAdding is meant for -race: searches and writes interleave.
 func TestSearchWhileAdding(t *testing.T) {
+	for _, v := range []string{VectorsFlat, VectorsHNSW} {
+		t.Run(v, func(t *testing.T) { testSearchWhileAdding(t, v) })
+	}
+}
+
+func testSearchWhileAdding(t *testing.T, vectors string) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s, err := OpenWith(ctx, t.TempDir(), testBundle, 16, Options{Vectors: vectors})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 4 {
