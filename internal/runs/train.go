@@ -154,6 +154,7 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		logf("%s whitening only: val mAP %.4f, R@1 %.3f\n", spec.Config.Whiten, sum.Whitened.ValMAP, sum.Whitened.ValR1)
 	}
 	var stats []train.EpochStats
+	var spent time.Duration
 	saveEpoch := func(n int, loss float64, heads describe.Heads, elapsed time.Duration) error {
 		m := Metrics{Epoch: n, Loss: loss, Elapsed: elapsed, Time: time.Now().UTC()}
 		if m.ValMAP, m.ValR1, err = train.ValMAP(heads.ApplyBatch(valX), valY); err != nil {
@@ -161,7 +162,12 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		}
 		sum.Epochs = append(sum.Epochs, m)
 		stats = append(stats, train.EpochStats{Epoch: n, Loss: loss, ValMAP: m.ValMAP, ValR1: m.ValR1})
-		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  (%s)\n", n, loss, m.ValMAP, m.ValR1, elapsed.Round(time.Millisecond))
+		spent += elapsed
+		left := ""
+		if n > 0 && n < spec.Config.Epochs {
+			left = fmt.Sprintf(", about %s left", (spent / time.Duration(n) * time.Duration(spec.Config.Epochs-n)).Round(time.Second))
+		}
+		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  (%s%s)\n", n, loss, m.ValMAP, m.ValR1, elapsed.Round(time.Millisecond), left)
 		if existing[n] {
 			return nil
 		}
