@@ -64,6 +64,8 @@ type options struct {
 	k          int
 	dim        int
 	backbone   string
+	threads    int
+	vectors    string
 	references string
 	queries    string
 	jsonOut    string
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.k, "k", 10, "results per search")
 	fs.IntVar(&o.dim, "dim", 1280, "descriptor length of the stand-in describer")
 	fs.StringVar(&o.backbone, "backbone", "", "describe with this builtin backbone (ONNX) instead of the stand-in")
+	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads per describe (0 = all cores)")
+	fs.StringVar(&o.vectors, "vectors", "", "vector index of the in-process store: flat (default), hnsw or a weaviate:// URL")
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -185,7 +189,7 @@ func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer
 		if err != nil {
 			return nil, err
 		}
-		eng, err := bundle.Open(b, bundle.Options{})
+		eng, err := bundle.Open(b, bundle.Options{Threads: o.threads})
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +217,7 @@ func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer
 		if err := prepare(ctx, dir, n, stdout); err != nil {
 			return nil, err
 		}
-		st, err := store.Open(ctx, dir, d.BundleID(), d.Dim())
+		st, err := store.OpenWith(ctx, dir, d.BundleID(), d.Dim(), store.Options{Vectors: o.vectors})
 		if err != nil {
 			return nil, err
 		}
