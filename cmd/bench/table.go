@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -197,17 +196,9 @@ func scoreOf(trials []tune.Trial, name string) tune.Trial {
 
 // valItems keeps the training items of the classes a run held out.
 func valItems(items []dataset.Item, run string) ([]dataset.Item, error) {
-	data, err := os.ReadFile(filepath.Join(runs.Dir(""), run, "run.json"))
+	keep, err := runs.ValClasses(runs.Dir(""), run)
 	if err != nil {
 		return nil, err
-	}
-	var spec runs.TrainSpec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, err
-	}
-	keep := map[string]bool{}
-	for _, c := range spec.ValClasses {
-		keep[c] = true
 	}
 	var out []dataset.Item
 	for _, it := range items {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -229,17 +227,9 @@ func valSource(run string) string {
 func validationItems(set *dataset.Set, runsDir, run string) ([]dataset.Item, error) {
 	keep := func(string) bool { return true }
 	if run != "" {
-		data, err := os.ReadFile(filepath.Join(runsDir, run, "run.json"))
+		val, err := runs.ValClasses(runsDir, run)
 		if err != nil {
 			return nil, fmt.Errorf("--val-run: %w", err)
-		}
-		var spec runs.TrainSpec
-		if err := json.Unmarshal(data, &spec); err != nil {
-			return nil, fmt.Errorf("--val-run %s: %w", run, err)
-		}
-		val := map[string]bool{}
-		for _, c := range spec.ValClasses {
-			val[c] = true
 		}
 		keep = func(l string) bool { return val[l] }
 	}

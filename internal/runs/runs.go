@@ -167,3 +167,24 @@ func CheckName(run string) error {
 	}
 	return nil
 }
+
+// ValClasses returns the classes a run held out for validation, the ones
+// its heads never saw, so tuning and benchmarks can use the same classes.
+func ValClasses(dir, run string) (map[string]bool, error) {
+	if err := CheckName(run); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, run, "run.json"))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", run, err)
+	}
+	var spec TrainSpec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("run %s: run.json: %w", run, err)
+	}
+	out := map[string]bool{}
+	for _, c := range spec.ValClasses {
+		out[c] = true
+	}
+	return out, nil
+}

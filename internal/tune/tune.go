@@ -206,7 +206,7 @@ func Concat(parts [][]float32, weights []float64) []float32 {
 	return out
 }
 
-// WeightGrid is the per-member weight range tried by Weights.
+// weightSteps are the per-member weights Weights tries.
 var weightSteps = []float64{0.25, 0.5, 0.75, 1, 1.5, 2}
 
 // Weights chooses ensemble weights by coordinate ascent: member 0 keeps
@@ -226,7 +226,7 @@ func Weights(ctx context.Context, sets ...[]*Problem) ([]float64, []Trial, error
 	score := func(w []float64) (eval.Scores, error) {
 		var all []eval.Scores
 		for _, members := range sets {
-			p, err := combine(members, w)
+			p, err := Combine(members, w)
 			if err != nil {
 				return eval.Scores{}, err
 			}
@@ -307,8 +307,8 @@ func meanScores(all []eval.Scores) eval.Scores {
 	return m
 }
 
-// combine builds the ensemble problem for weights w; members share items.
-func combine(members []*Problem, w []float64) (*Problem, error) {
+// Combine builds the ensemble problem for weights w; members share items.
+func Combine(members []*Problem, w []float64) (*Problem, error) {
 	first := members[0]
 	for _, m := range members[1:] {
 		if len(m.Queries) != len(first.Queries) || len(m.Refs) != len(first.Refs) {
@@ -331,9 +331,6 @@ func combine(members []*Problem, w []float64) (*Problem, error) {
 	}
 	return out, nil
 }
-
-// Combine is combine for callers that have chosen weights.
-func Combine(members []*Problem, w []float64) (*Problem, error) { return combine(members, w) }
 
 // Describer turns image files into final descriptors (a *bundle.Engine).
 type Describer interface {
