@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -60,13 +61,28 @@ func (s synth) world(nRefs int) *world {
 	return w
 }
 
+// viewChunk is the unit of seeding: rows [c*viewChunk, (c+1)*viewChunk) of a
+// stream are drawn from their own seed.
+const viewChunk = 1024
+
 // views draws n unit vectors, each a new photo of a random product, into a
 // row-major n x dim slice. stream separates reference and query draws;
 // chunks have their own seeds so the output does not depend on GOMAXPROCS.
 func (w *world) views(n int, stream uint64) []float32 {
+	v, _ := w.viewsAt(0, n, stream) // offset 0 is always aligned
+	return v
+}
+
+// viewsAt draws rows [lo, lo+n) of a stream, the same rows views would
+// draw, so that a benchmark can stream a catalogue larger than it wants to
+// hold. lo must be a multiple of viewChunk.
+func (w *world) viewsAt(lo0, n int, stream uint64) ([]float32, error) {
 	s := w.s
+	const chunk = viewChunk
+	if lo0%chunk != 0 {
+		return nil, fmt.Errorf("viewsAt: offset %d is not a multiple of %d", lo0, chunk)
+	}
 	out := make([]float32, n*s.dim)
-	const chunk = 1024
 	nChunks := (n + chunk - 1) / chunk
 	var wg sync.WaitGroup
 	jobs := make(chan int)
@@ -76,7 +92,7 @@ func (w *world) views(n int, stream uint64) []float32 {
 			defer wg.Done()
 			lat := make([]float32, chunk*s.latent)
 			for c := range jobs {
-				r := rand.New(rand.NewPCG(s.seed^stream, uint64(c)))
+				r := rand.New(rand.NewPCG(s.seed^stream, uint64(lo0/chunk+c)))
 				lo, hi := c*chunk, min((c+1)*chunk, n)
 				m := hi - lo
 				for i := range m {
@@ -104,5 +120,5 @@ func (w *world) views(n int, stream uint64) []float32 {
 	}
 	close(jobs)
 	wg.Wait()
-	return out
+	return out, nil
 }
