@@ -399,27 +399,53 @@ func FuzzDecode(f *testing.F) {
 	f.Add(pngHeaderOnly(100000, 100000))
 	f.Add([]byte("BM"))
 	f.Add([]byte{})
+	// More seeds (near-valid headers, EXIF variants, other codecs' magic)
+	// are in testdata/fuzz/FuzzDecode.
 	lim := Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20}
+	kinds := []error{ErrEmpty, ErrUnsupported, ErrTooLarge, ErrCorrupt}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := Decode(data, lim)
 		if err != nil {
 			if img != nil {
 				t.Fatal("image with error")
 			}
-			for _, s := range []error{ErrEmpty, ErrUnsupported, ErrTooLarge, ErrCorrupt} {
-				if errors.Is(err, s) {
-					return
+			if !strings.HasPrefix(err.Error(), "imageio: ") {
+				t.Fatalf("error %q does not say where it comes from", err)
+			}
+			// Exactly one kind, so a handler's status code is well defined
+			// (ErrTruncated is a kind of ErrCorrupt).
+			var got []error
+			for _, k := range kinds {
+				if errors.Is(err, k) {
+					got = append(got, k)
 				}
 			}
-			t.Fatalf("error without sentinel: %v", err)
+			if len(got) != 1 {
+				t.Fatalf("error %q matches %d kinds %v", err, len(got), got)
+			}
+			if int64(len(data)) > lim.MaxBytes && got[0] != ErrTooLarge {
+				t.Fatalf("%d bytes over the limit gave %q", len(data), err)
+			}
+			return
+		}
+		if len(data) == 0 || int64(len(data)) > lim.MaxBytes {
+			t.Fatalf("%d bytes accepted", len(data))
 		}
 		b := img.Bounds()
 		if b.Empty() || int64(b.Dx())*int64(b.Dy()) > lim.MaxPixels {
 			t.Fatalf("bad bounds %v", b)
 		}
+		_ = img.At(b.Min.X, b.Min.Y)
+		_ = img.At(b.Max.X-1, b.Max.Y-1)
+		// Resize as describe does (its long side is capped; here skip
+		// panoramas whose 8-pixel short side would make a huge output).
+		w, h := ShortSideSize(b.Dx(), b.Dy(), 8)
+		if w*h > 1<<16 {
+			return
+		}
 		r := ResizeShort(img, 8)
-		if r.Rect.Dx() < 8 && r.Rect.Dy() < 8 {
-			t.Fatalf("resize gave %v", r.Rect)
+		if r.Rect.Dx() != w || r.Rect.Dy() != h || min(w, h) != 8 {
+			t.Fatalf("resize of %v gave %v, want %dx%d", b, r.Rect, w, h)
 		}
 	})
 }
