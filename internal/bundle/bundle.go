@@ -158,6 +158,10 @@ func (b Bundle) Save(path string) error {
 	return WriteFileAtomic(path, append(data, '\n'))
 }
 
+// TempPrefix starts the names of WriteFileAtomic's temporary files, so that
+// whoever owns the folder can sweep those a killed process left behind.
+const TempPrefix = ".tmp-"
+
 // WriteFileAtomic replaces path with data so readers see the old or the new
 // file, never a torn one.
 func WriteFileAtomic(path string, data []byte) error {
@@ -165,7 +169,7 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	f, err := os.CreateTemp(dir, TempPrefix+"*")
 	if err != nil {
 		return err
 	}

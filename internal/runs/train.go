@@ -167,18 +167,22 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		if n > 0 && n < spec.Config.Epochs {
 			left = fmt.Sprintf(", about %s left", (spent / time.Duration(n) * time.Duration(spec.Config.Epochs-n)).Round(time.Second))
 		}
+		if !existing[n] {
+			b := spec.Base
+			b.Heads = heads
+			b.Name = opt.Run
+			b.Notes = fmt.Sprintf("run %s epoch %d: %s head on %s whitening", opt.Run, n, spec.Config.Loss, spec.Config.Whiten)
+			if err := saveCheckpoint(filepath.Join(runDir, CheckpointName(n)), b, m); err != nil {
+				return err
+			}
+			if err := train.PlotCurves(filepath.Join(runDir, "curves.png"), stats); err != nil {
+				return err
+			}
+		}
+		// Logged once saved, so a printed epoch is a durable checkpoint
+		// whatever happens to the process next.
 		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  (%s%s)\n", n, loss, m.ValMAP, m.ValR1, elapsed.Round(time.Millisecond), left)
-		if existing[n] {
-			return nil
-		}
-		b := spec.Base
-		b.Heads = heads
-		b.Name = opt.Run
-		b.Notes = fmt.Sprintf("run %s epoch %d: %s head on %s whitening", opt.Run, n, spec.Config.Loss, spec.Config.Whiten)
-		if err := saveCheckpoint(filepath.Join(runDir, CheckpointName(n)), b, m); err != nil {
-			return err
-		}
-		return train.PlotCurves(filepath.Join(runDir, "curves.png"), stats)
+		return nil
 	}
 	if spec.Config.Loss == train.LossNone || spec.Config.Epochs == 0 {
 		if err := saveEpoch(0, 0, whiten, 0); err != nil {
@@ -251,14 +255,37 @@ func prepareRunDir(runDir string, spec *TrainSpec, resume bool) (map[int]bool, e
 			existing[c.Metrics.Epoch] = true
 		}
 	case errors.Is(err, os.ErrNotExist):
-		if resume {
+		// A folder without run.json is a run interrupted before its
+		// recipe was recorded (while describing): resuming starts it over.
+		if _, serr := os.Stat(runDir); resume && serr != nil {
 			return nil, fmt.Errorf("--resume: run %s does not exist", runDir)
 		}
 		spec.Started = time.Now().UTC()
 	default:
 		return nil, err
 	}
-	return existing, os.MkdirAll(runDir, 0o755)
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	return existing, removeTemps(runDir)
+}
+
+// removeTemps deletes the temporary files that a killed process left
+// behind in a run and its checkpoints; atomic writes never rename them into
+// place, so nothing reads them, but they would pile up.
+func removeTemps(runDir string) error {
+	for _, pattern := range []string{bundle.TempPrefix + "*", "epoch-*/" + bundle.TempPrefix + "*"} {
+		paths, err := filepath.Glob(filepath.Join(runDir, pattern))
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // saveCheckpoint writes the bundle first and the metrics last: List only
@@ -267,7 +294,10 @@ func saveCheckpoint(dir string, b bundle.Bundle, m Metrics) error {
 	if err := b.Save(filepath.Join(dir, "bundle.json")); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	return writeJSON(filepath.Join(dir, "metrics.json"), m)
+	if err := writeJSON(filepath.Join(dir, "metrics.json"), m); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	return nil
 }
 
 func writeJSON(path string, v any) error {

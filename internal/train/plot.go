@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -83,18 +84,36 @@ func PlotCurves(path string, epochs []EpochStats) error {
 	for i := range plots {
 		plots[i][0].Draw(canvases[i][0])
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("plot curves: %w", err)
-	}
-	if _, err := c.WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("plot curves: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := writeAtomic(path, c); err != nil {
 		return fmt.Errorf("plot curves: %w", err)
 	}
 	return nil
+}
+
+// writeAtomic writes to a temporary file beside path and renames it into
+// place, so a crash or a full disk never leaves a torn plot. The ".tmp-"
+// prefix is bundle.TempPrefix, which run folders sweep on resume.
+func writeAtomic(path string, w io.WriterTo) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = w.WriteTo(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func addLine(p *plot.Plot, name string, xys plotter.XYs, col color.Color) error {
