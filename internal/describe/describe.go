@@ -294,6 +294,7 @@ func (d *Describer) resize(img image.Image, s int) *image.RGBA {
 	if maxLong <= 0 {
 		maxLong = 2 * s
 	}
+	minSize := d.run.Spec().MinSize
 	b := img.Bounds()
 	short, long := b.Dx(), b.Dy()
 	if short > long {
@@ -302,6 +303,29 @@ func (d *Describer) resize(img image.Image, s int) *image.RGBA {
 	if long*s > maxLong*short {
 		// Scale by the long side instead; the short side ends below s.
 		s = max(1, maxLong*short/long)
+		if s < minSize {
+			// Even at the backbone's smallest input the long side would
+			// pass maxLong (a 20000x1 strip would become 64x1280000): keep
+			// the centre of the long side, as much as maxLong allows.
+			img = centreLong(img, max(1, short*maxLong/minSize))
+		}
 	}
-	return imageio.ResizeShort(img, max(s, d.run.Spec().MinSize))
+	return imageio.ResizeShort(img, max(s, minSize))
+}
+
+// centreLong keeps the central n pixels of img's long side.
+func centreLong(img image.Image, n int) image.Image {
+	sub, ok := img.(interface {
+		SubImage(image.Rectangle) image.Image
+	})
+	b := img.Bounds()
+	if !ok {
+		return img
+	}
+	if b.Dx() >= b.Dy() {
+		x0 := b.Min.X + (b.Dx()-n)/2
+		return sub.SubImage(image.Rect(x0, b.Min.Y, x0+n, b.Max.Y))
+	}
+	y0 := b.Min.Y + (b.Dy()-n)/2
+	return sub.SubImage(image.Rect(b.Min.X, y0, b.Max.X, y0+n))
 }

@@ -1,0 +1,278 @@
+// Package imagetest builds the hostile and unusual images that imageio,
+// describe and server tests feed through the upload path, in code, so no
+// test depends on committed binaries: truncated and bomb headers, GIFs with
+// thousands of frames, CMYK JPEGs (which no Go encoder writes), 16-bit PNGs,
+// EXIF orientations and extreme sizes.
+package imagetest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"testing"
+)
+
+// QuadColors are the colours of Quadrants: top-left, top-right,
+// bottom-left, bottom-right. They are far apart, so a misplaced quadrant
+// shows after any lossy step.
+var QuadColors = [4]color.RGBA{
+	{220, 30, 30, 255},
+	{30, 200, 30, 255},
+	{30, 30, 220, 255},
+	{240, 240, 40, 255},
+}
+
+// Quadrants is a w x h image with one colour per quadrant, so each of the
+// eight EXIF transforms is identifiable from its corners.
+func Quadrants(w, h int) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			q := 0
+			if x >= w/2 {
+				q++
+			}
+			if y >= h/2 {
+				q += 2
+			}
+			m.SetRGBA(x, y, QuadColors[q])
+		}
+	}
+	return m
+}
+
+// Solid is a w x h image of one colour.
+func Solid(w, h int, c color.RGBA) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(m.Pix); i += 4 {
+		m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	return m
+}
+
+// JPEG encodes m at quality q.
+func JPEG(t testing.TB, m image.Image, q int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// PNG encodes m; 16-bit image types (*image.NRGBA64, *image.RGBA64,
+// *image.Gray16) give a 16-bit PNG.
+func PNG(t testing.TB, m image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// Quadrants16 is Quadrants as a 16-bit NRGBA64 image whose low bytes differ
+// from the high ones, so a decoder that kept only one byte would still be
+// close but one that misread the layout would not.
+func Quadrants16(w, h int) *image.NRGBA64 {
+	m := image.NewNRGBA64(image.Rect(0, 0, w, h))
+	q := Quadrants(w, h)
+	for y := range h {
+		for x := range w {
+			c := q.RGBAAt(x, y)
+			m.SetNRGBA64(x, y, color.NRGBA64{uint16(c.R)<<8 | 0x7f, uint16(c.G)<<8 | 0x3c, uint16(c.B)<<8 | 0xa1, 0xffff})
+		}
+	}
+	return m
+}
+
+// Gray16 is a 16-bit grey horizontal ramp, black on the left.
+func Gray16(w, h int) *image.Gray16 {
+	m := image.NewGray16(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.SetGray16(x, y, color.Gray16{uint16(x * 0xffff / max(1, w-1))})
+		}
+	}
+	return m
+}
+
+// Truncated keeps the first frac of data (at least one byte), the shape of
+// an interrupted upload.
+func Truncated(data []byte, frac float64) []byte {
+	n := max(1, int(float64(len(data))*frac))
+	return append([]byte(nil), data[:min(n, len(data))]...)
+}
+
+// PNGHeader is a valid PNG whose IHDR claims w x h 8-bit RGB pixels, with a
+// tiny IDAT: a decompression bomb that only a header check stops cheaply
+// (100000 x 100000 would need 30 GB to decode).
+func PNGHeader(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		_ = binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		crc := crc32.NewIEEE()
+		crc.Write([]byte(typ))
+		crc.Write(data)
+		b.WriteString(typ)
+		b.Write(data)
+		_ = binary.Write(&b, binary.BigEndian, crc.Sum32())
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	chunk("IHDR", ihdr)
+	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+// Text is what a text file renamed to .jpg holds.
+func Text() []byte {
+	return []byte("hello, this is not a photo\nname,price\napple,0.99\n")
+}
+
+// EXIF inserts an APP1 EXIF segment with the given Orientation (1..8, or
+// anything else to test range checks) right after the SOI of jpg.
+func EXIF(jpg []byte, orientation int) []byte {
+	bo := binary.LittleEndian
+	tiff := []byte("II*\x00")
+	tiff = bo.AppendUint32(tiff, 8) // IFD0 offset
+	tiff = bo.AppendUint16(tiff, 1) // one entry
+	tiff = bo.AppendUint16(tiff, 0x0112)
+	tiff = bo.AppendUint16(tiff, 3) // SHORT
+	tiff = bo.AppendUint32(tiff, 1)
+	tiff = bo.AppendUint16(tiff, uint16(orientation))
+	tiff = bo.AppendUint16(tiff, 0)
+	tiff = bo.AppendUint32(tiff, 0) // no next IFD
+	payload := append([]byte("Exif\x00\x00"), tiff...)
+	seg := []byte{0xff, 0xe1}
+	seg = binary.BigEndian.AppendUint16(seg, uint16(2+len(payload)))
+	seg = append(seg, payload...)
+	out := append([]byte{}, jpg[:2]...)
+	out = append(out, seg...)
+	return append(out, jpg[2:]...)
+}
+
+// exifDisplay maps stored pixel (x, y) of a w x h image with orientation o
+// to where it is displayed, per the EXIF specification.
+func exifDisplay(o, x, y, w, h int) (int, int) {
+	switch o {
+	case 2:
+		return w - 1 - x, y
+	case 3:
+		return w - 1 - x, h - 1 - y
+	case 4:
+		return x, h - 1 - y
+	case 5:
+		return y, x
+	case 6:
+		return h - 1 - y, x
+	case 7:
+		return h - 1 - y, w - 1 - x
+	case 8:
+		return y, w - 1 - x
+	}
+	return x, y
+}
+
+// StoredFor is the sensor image that a camera would write, with EXIF
+// orientation o, for a photo that displays as upright.
+func StoredFor(upright *image.RGBA, o int) *image.RGBA {
+	uw, uh := upright.Rect.Dx(), upright.Rect.Dy()
+	sw, sh := uw, uh
+	if o >= 5 && o <= 8 {
+		sw, sh = uh, uw
+	}
+	s := image.NewRGBA(image.Rect(0, 0, sw, sh))
+	for y := range sh {
+		for x := range sw {
+			dx, dy := exifDisplay(o, x, y, sw, sh)
+			s.SetRGBA(x, y, upright.RGBAAt(upright.Rect.Min.X+dx, upright.Rect.Min.Y+dy))
+		}
+	}
+	return s
+}
+
+// ManyFrameGIF is an animated GIF of w x h frames. The first frame is solid
+// first; every later one is the same noise frame, which LZW barely
+// compresses, so a decoder that went past the first frame would pay for all
+// of them. The noise frame is encoded once and its bytes repeated, so
+// building thousands of frames costs no more than copying them.
+func ManyFrameGIF(t testing.TB, w, h, frames int, first color.RGBA) []byte {
+	t.Helper()
+	pal := color.Palette{first, color.RGBA{0, 0, 0, 255}, color.RGBA{255, 255, 255, 255}, color.RGBA{0, 128, 255, 255}}
+	noise := image.NewPaletted(image.Rect(0, 0, w, h), pal)
+	seed := uint32(1)
+	for j := range noise.Pix {
+		seed = seed*1664525 + 1013904223
+		noise.Pix[j] = uint8(seed>>30) & 3
+	}
+	g := &gif.GIF{Image: []*image.Paletted{image.NewPaletted(noise.Rect, pal), noise}, Delay: []int{1, 1}}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	data := b.Bytes()
+	starts, end := gifFrames(t, data)
+	if len(starts) != 2 {
+		t.Fatalf("imagetest: encoded GIF has %d frames, want 2", len(starts))
+	}
+	out := append([]byte(nil), data[:starts[1]]...)
+	for range frames - 1 {
+		out = append(out, data[starts[1]:end]...)
+	}
+	return append(out, 0x3b)
+}
+
+// gifFrames returns where each frame (its extensions, then the image)
+// starts in a GIF stream, and where the trailer is.
+func gifFrames(t testing.TB, d []byte) (starts []int, trailer int) {
+	t.Helper()
+	p := 13
+	if d[10]&0x80 != 0 {
+		p += 3 << (d[10]&7 + 1)
+	}
+	subBlocks := func() {
+		for p < len(d) && d[p] != 0 {
+			p += 1 + int(d[p])
+		}
+		p++
+	}
+	frameStart := -1
+	for p < len(d) {
+		switch d[p] {
+		case 0x21: // extension: label, then sub-blocks
+			if frameStart < 0 && d[p+1] == 0xf9 {
+				frameStart = p
+			}
+			p += 2
+			subBlocks()
+		case 0x2c: // image descriptor, optional local table, LZW data
+			if frameStart < 0 {
+				frameStart = p
+			}
+			starts = append(starts, frameStart)
+			frameStart = -1
+			flags := d[p+9]
+			p += 10
+			if flags&0x80 != 0 {
+				p += 3 << (flags&7 + 1)
+			}
+			p++ // LZW minimum code size
+			subBlocks()
+		case 0x3b:
+			return starts, p
+		default:
+			t.Fatalf("imagetest: unexpected GIF block 0x%02x at %d", d[p], p)
+		}
+	}
+	t.Fatal("imagetest: GIF without trailer")
+	return nil, 0
+}
