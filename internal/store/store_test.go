@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -216,64 +215,6 @@ func TestAddRejectsBadInputAtomically(t *testing.T) {
 	}
 	if it, _ := s.Get("a"); it.Label != "y" || s.Len() != 1 || s.Labels()["x"] != 0 || s.Labels()["y"] != 1 {
 		t.Errorf("after replace: %+v, labels %v", it, s.Labels())
-	}
-}
-
-// TestSearchWhileAdding is meant for -race: searches and writes interleave.
-func TestSearchWhileAdding(t *testing.T) {
-	for _, v := range []string{VectorsFlat, VectorsHNSW} {
-		t.Run(v, func(t *testing.T) { testSearchWhileAdding(t, v) })
-	}
-}
-
-func testSearchWhileAdding(t *testing.T, vectors string) {
-	ctx := context.Background()
-	s, err := OpenWith(ctx, t.TempDir(), testBundle, 16, Options{Vectors: vectors})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				opt := SearchOptions{K: 5}
-				if i%3 == 0 {
-					opt.Label = "even"
-				}
-				if i%5 == 0 {
-					opt.Rerank = RerankQE
-				}
-				if _, err := s.Search(ctx, unitVec(fmt.Sprint(w, i), 16), opt); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	for i := range 200 {
-		label := []string{"even", "odd"}[i%2]
-		if err := s.Add(ctx, []Entry{entry(fmt.Sprintf("id-%d", i), label, 16)}, AddOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if i%7 == 0 {
-			if _, err := s.Remove(ctx, fmt.Sprintf("id-%d", i/2)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	close(stop)
-	wg.Wait()
-	if err := s.Check(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
 

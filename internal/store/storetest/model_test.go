@@ -1,0 +1,62 @@
+package storetest
+
+import "testing"
+
+func TestModelWindows(t *testing.T) {
+	m := NewModel([]string{"a", "b", "c"})
+	w := m.Watch()
+	w.End()
+	if !w.MustLack("a") || !w.MustLack("zz") || w.MustHave("a") || w.Known("zz") {
+		t.Fatal("a fresh model must lack everything")
+	}
+
+	g := m.BeginAdd("a")
+	w = m.Watch() // opened while the add is in flight
+	m.EndAdd("a")
+	w.End()
+	if g != 1 || w.MustHave("a") || w.MustLack("a") {
+		t.Errorf("in-flight add: gen %d, have %v, lack %v", g, w.MustHave("a"), w.MustLack("a"))
+	}
+	w = m.Watch()
+	w.End()
+	if !w.MustHave("a") || w.Before("a").Gen() != 1 {
+		t.Errorf("acknowledged add not required: %v", w.Before("a"))
+	}
+	if lo, hi := w.Bounds(); lo != 1 || hi != 1 {
+		t.Errorf("bounds %d..%d, want 1..1", lo, hi)
+	}
+
+	w = m.Watch()
+	if old := m.BeginRemove("a"); old.Phase() != Present {
+		t.Errorf("state before remove %v", old.Phase())
+	}
+	m.EndRemove("a")
+	w.End()
+	if w.MustHave("a") || w.MustLack("a") {
+		t.Error("a removal during the window decides nothing")
+	}
+	w = m.Watch()
+	m.BeginAdd("a") // re-added during the window: it may appear again
+	w.End()
+	if w.MustLack("a") {
+		t.Error("an add begun during the window must allow the item")
+	}
+	if lo, hi := w.Gens("a"); lo != 1 || hi != 2 {
+		t.Errorf("gens %d..%d, want 1..2", lo, hi)
+	}
+	w = m.Watch() // generation 2 still in flight: 1 may be seen too
+	w.End()
+	if lo, hi := w.Gens("a"); lo != 1 || hi != 2 {
+		t.Errorf("gens with a replacement in flight %d..%d, want 1..2", lo, hi)
+	}
+	if _, err := m.Present(); err == nil {
+		t.Error("Present with an add in flight")
+	}
+	m.EndAdd("a")
+	m.BeginAdd("c")
+	m.EndAdd("c")
+	p, err := m.Present()
+	if err != nil || len(p) != 2 || p["a"] != 2 || p["c"] != 1 {
+		t.Errorf("Present = %v, %v", p, err)
+	}
+}
