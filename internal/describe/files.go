@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -241,7 +240,7 @@ func (d *Describer) load(paths []string, keys []string, opt FileOptions) chunk {
 	decodes := make([]time.Duration, n)
 	parallel(n, opt.Workers, func(i int) {
 		t0 := time.Now()
-		data[i], ch.errs[i] = readLimited(paths[i], opt.Limits.MaxBytes)
+		data[i], ch.errs[i] = imageio.ReadBytes(paths[i], opt.Limits.MaxBytes)
 		if ch.errs[i] == nil {
 			ch.hashes[i] = cache.ContentHash(data[i])
 		}
@@ -298,16 +297,4 @@ func parallel(n, w int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// readLimited reads a file, refusing one over max bytes before reading it.
-func readLimited(path string, maxBytes int64) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if maxBytes > 0 && st.Size() > maxBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", imageio.ErrTooLarge, st.Size(), maxBytes)
-	}
-	return os.ReadFile(path)
 }

@@ -9,7 +9,6 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"os"
 	"strings"
 
 	"golang.org/x/image/webp"
@@ -219,36 +218,14 @@ func classify(format string, err error) error {
 	return newErr(ErrCorrupt, format, err, "")
 }
 
-// ReadFile is Decode for files, used by batch indexing. It checks the size
-// with Stat before reading so an accidental multi-GB file is refused without
-// being read, and names the file in every error.
+// ReadFile is Decode for files, used by batch indexing: ReadBytes, then
+// Decode, naming the file in every error.
 func ReadFile(path string, lim Limits) (image.Image, error) {
-	fh, err := os.Open(path)
+	data, err := ReadBytes(path, lim.MaxBytes)
 	if err != nil {
-		return nil, fmt.Errorf("imageio: %w", err) // *PathError already names the file
+		return nil, err
 	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("imageio: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("imageio: %s: not a regular file", path)
-	}
-	if lim.MaxBytes > 0 && st.Size() > lim.MaxBytes {
-		return nil, fmt.Errorf("%s: %w", path,
-			newErr(ErrTooLarge, "", nil, "%d bytes exceeds limit of %d", st.Size(), lim.MaxBytes))
-	}
-	// Read at most MaxBytes+1 so a file growing after Stat is still caught.
-	var r io.Reader = fh
-	if lim.MaxBytes > 0 {
-		r = io.LimitReader(fh, lim.MaxBytes+1)
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(r); err != nil {
-		return nil, fmt.Errorf("imageio: read %s: %w", path, err)
-	}
-	img, err := Decode(buf.Bytes(), lim)
+	img, err := Decode(data, lim)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
