@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -47,6 +48,9 @@ func WriteRankings(w io.Writer, rankings []Ranking, format string) error {
 		for i, rk := range rankings {
 			if err := checkTSVID(rk.Query); err != nil {
 				return fmt.Errorf("eval: ranking %d: query: %w", i, err)
+			}
+			if err := checkTSVLine(rk, i == 0); err != nil {
+				return fmt.Errorf("eval: ranking %d: %w", i, err)
 			}
 			for j, ref := range rk.Refs {
 				if err := checkTSVID(ref); err != nil {
@@ -98,13 +102,17 @@ func WriteRankings(w io.Writer, rankings []Ranking, format string) error {
 	return fmt.Errorf("eval: unknown rankings format %q (want %q or %q)", format, FormatTSV, FormatJSON)
 }
 
-// checkJSONIDs rejects IDs that JSON would silently alter (invalid UTF-8
-// becomes U+FFFD), which would break the round trip.
+// checkJSONIDs rejects empty reference IDs, which the reader refuses, and
+// IDs that JSON would silently alter (invalid UTF-8 becomes U+FFFD), which
+// would break the round trip.
 func checkJSONIDs(rk Ranking) error {
 	if !utf8.ValidString(rk.Query) {
 		return fmt.Errorf("query ID %q is not valid UTF-8", rk.Query)
 	}
-	for _, ref := range rk.Refs {
+	for j, ref := range rk.Refs {
+		if ref == "" {
+			return fmt.Errorf("query %q: empty reference ID at position %d", rk.Query, j+1)
+		}
 		if !utf8.ValidString(ref) {
 			return fmt.Errorf("query %q: reference ID %q is not valid UTF-8", rk.Query, ref)
 		}
@@ -118,6 +126,20 @@ func checkTSVID(id string) error {
 	}
 	if i := strings.IndexAny(id, "\t,\r\n"); i >= 0 {
 		return fmt.Errorf("ID %q contains %q, which the TSV format cannot hold", id, id[i])
+	}
+	return nil
+}
+
+// checkTSVLine rejects a ranking whose TSV line the reader would take for
+// something else: a blank line (skipped), or, first in the file, a line
+// starting with '[' or '{' (taken for JSON).
+func checkTSVLine(rk Ranking, first bool) error {
+	line := rk.Query + "\t" + strings.Join(rk.Refs, ",")
+	if strings.TrimSpace(line) == "" {
+		return fmt.Errorf("query %q: its line would be read as a blank line", rk.Query)
+	}
+	if t := strings.TrimLeft(line, " \t"); first && (t[0] == '[' || t[0] == '{') {
+		return fmt.Errorf("query %q: a TSV file starting with %q would be read as JSON; write JSON instead", rk.Query, t[0])
 	}
 	return nil
 }
@@ -184,6 +206,9 @@ func parseJSON(r io.Reader) ([]Ranking, error) {
 	for i, e := range raw {
 		if e.Query == nil || *e.Query == "" {
 			return nil, fmt.Errorf("JSON rankings: entry %d: missing or empty query", i)
+		}
+		if j := slices.Index(e.Refs, ""); j >= 0 {
+			return nil, fmt.Errorf("JSON rankings: query %q: empty reference ID at position %d", *e.Query, j+1)
 		}
 		out[i] = Ranking{Query: *e.Query, Refs: e.Refs}
 	}

@@ -95,6 +95,8 @@ func TestWriteRankingsErrors(t *testing.T) {
 		{"empty query TSV", []Ranking{{Query: ""}}, FormatTSV, "empty ID"},
 		{"empty query JSON", []Ranking{{Query: ""}}, FormatJSON, "empty query ID"},
 		{"bad UTF-8 JSON", []Ranking{{Query: "q", Refs: []string{"\xff"}}}, FormatJSON, "not valid UTF-8"},
+		{"blank query line", []Ranking{{Query: "  ", Refs: []string{" "}}}, FormatTSV, "blank line"},
+		{"empty ref JSON", []Ranking{{Query: "q", Refs: []string{"a", ""}}}, FormatJSON, "empty reference ID at position 2"},
 		{"unknown format", nil, "csv", `unknown rankings format "csv"`},
 	}
 	for _, c := range cases {
@@ -110,6 +112,31 @@ func TestWriteRankingsErrors(t *testing.T) {
 				t.Errorf("wrote %q before failing", buf.String())
 			}
 		})
+	}
+}
+
+// TestWriteRankingsTSVLooksLikeJSON: ReadRankings takes a file whose first
+// non-space byte is '[' or '{' for JSON, so TSV must not start that way.
+func TestWriteRankingsTSVLooksLikeJSON(t *testing.T) {
+	for _, rk := range [][]Ranking{
+		{{Query: " [x", Refs: []string{"r"}}},
+		{{Query: "{", Refs: []string{"r"}}},
+		{{Query: " ", Refs: []string{"[r"}}},
+	} {
+		var buf bytes.Buffer
+		if err := WriteRankings(&buf, rk, FormatTSV); err == nil || !strings.Contains(err.Error(), "would be read as JSON") {
+			t.Errorf("%q: err = %v", rk, err)
+		}
+	}
+	// Later lines may start with '[': only the first decides the format.
+	var buf bytes.Buffer
+	rk := []Ranking{{Query: "q", Refs: []string{"r"}}, {Query: "[x", Refs: []string{"{y"}}}
+	if err := WriteRankings(&buf, rk, FormatTSV); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseRankings(&buf)
+	if err != nil || len(got) != 2 || got[1].Query != "[x" {
+		t.Fatalf("read back %q: %v", got, err)
 	}
 }
 
@@ -154,6 +181,7 @@ func TestParseRankingsErrors(t *testing.T) {
 		{"JSON object", `{"q1": ["a"]}`, "must be an array"},
 		{"JSON unknown field", `[{"query":"q1","ref":["a"]}]`, "unknown field"},
 		{"JSON missing query", `[{"refs":["a"]}]`, "entry 0: missing or empty query"},
+		{"JSON empty ref", `[{"query":"q1","refs":["a",""]}]`, `query "q1": empty reference ID at position 2`},
 		{"JSON trailing data", `[] []`, "data after the array"},
 		{"JSON truncated", `[{"query":"q1"`, "JSON rankings"},
 	}
