@@ -9,6 +9,14 @@
 //	loadtest -refs 2626,100000 -c 1,4
 //	loadtest -backbone coral_mnv1 -refs 100000
 //
+// Soak mode starts `prodsearch serve` on a new store in a temporary
+// directory and drives it on loopback with clients that search by photo,
+// add, replace, delete, list and send bad requests, for a fixed time; it
+// fails on a transport error, a 5xx or any other unexpected status, an item
+// lost or a ghost seen, or the server's RSS growing past a bound:
+//
+//	loadtest -soak 5m -clients 8 -prodsearch bin/prodsearch
+//
 // Against a running `prodsearch serve` (store prepared beforehand):
 //
 //	prodsearch index add --store S --ids path ../shared/data/grocerystore/splits/reference.tsv
@@ -88,8 +96,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	var so soakOptions
+	fs.DurationVar(&so.duration, "soak", 0, "soak mode: start `prodsearch serve` on a new store and drive it with -clients for this long (e.g. 5m)")
+	fs.DurationVar(&so.warmup, "warmup", 0, "soak: load before the RSS baseline (default a quarter of -soak, at most 1m)")
+	fs.IntVar(&so.clients, "clients", 8, "soak: concurrent clients")
+	fs.IntVar(&so.items, "items", 48, "soak: item IDs each client cycles through add, replace and delete")
+	fs.StringVar(&so.binary, "prodsearch", filepath.Join("bin", "prodsearch"), "soak: the prodsearch binary to serve with")
+	serveArgs := fs.String("serve-args", "", "soak: more flags for `prodsearch serve`, space-separated (e.g. \"--backbone coral_mnv2\")")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if so.duration > 0 {
+		so.serveArgs, so.vectors, so.k, so.jsonOut = strings.Fields(*serveArgs), o.vectors, o.k, o.jsonOut
+		return runSoak(ctx, so, stdout)
 	}
 	var err error
 	if o.refs, err = ints(*refsFlag); err != nil {
