@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -274,7 +275,7 @@ func (s *Server) readQueryImage(w http.ResponseWriter, r *http.Request) ([]byte,
 	if mt != "multipart/form-data" {
 		data, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, err
+			return nil, bodyErr(err, "bad_body", "reading the request body")
 		}
 		if len(data) == 0 {
 			return nil, errf(http.StatusBadRequest, "no_image", "no image: send the multipart form field 'image' or the raw image as the body")
@@ -299,12 +300,21 @@ func (s *Server) readQueryImage(w http.ResponseWriter, r *http.Request) ([]byte,
 	}
 }
 
-func multipartErr(err error) error {
+func multipartErr(err error) error { return bodyErr(err, "bad_multipart", "multipart body") }
+
+// bodyErr classifies a failure to read the request body, none of which is
+// the server's fault: over the limit (413, by fail), not arrived within
+// ReadTimeout (408), or cut short or malformed (400 with code).
+func bodyErr(err error, code, what string) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
 		return err
+	case errors.As(err, &ne) && ne.Timeout():
+		return errf(http.StatusRequestTimeout, "body_timeout", "%s: the body did not arrive within the server's read timeout", what)
 	}
-	return errf(http.StatusBadRequest, "bad_multipart", "multipart body: %v", err)
+	return errf(http.StatusBadRequest, code, "%s: %v", what, err)
 }
 
 // readPart reads one part, refusing more than limit bytes.
@@ -470,7 +480,7 @@ func (s *Server) readAddForm(w http.ResponseWriter, r *http.Request) (*addForm, 
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxBytes)
 		data, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, err
+			return nil, bodyErr(err, "bad_body", "reading the request body")
 		}
 		if len(data) == 0 {
 			return nil, errf(http.StatusBadRequest, "no_image", "no image: send multipart fields 'image' (with 'id', 'label', 'metadata'), or the raw image as the body with ?id=...")

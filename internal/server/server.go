@@ -43,6 +43,16 @@ type Config struct {
 	DescribeConcurrency int
 	// RequestTimeout bounds each search or add, queueing included; default 60s.
 	RequestTimeout time.Duration
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers, so connections that dribble them (slow loris) are
+	// closed instead of piling up; default 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, headers and body, from its
+	// first byte; a body still arriving then is answered 408. The deadline
+	// also covers handling (net/http cancels a request whose connection read
+	// times out), so it must exceed RequestTimeout; default RequestTimeout +
+	// 30s.
+	ReadTimeout time.Duration
 	// Leaderboard is the training leaderboard (JSON Lines) shown on the page;
 	// "" or a missing file hides it.
 	Leaderboard string
@@ -88,6 +98,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = cfg.RequestTimeout + 30*time.Second
+	}
+	if cfg.ReadTimeout <= cfg.RequestTimeout {
+		return nil, fmt.Errorf("server: ReadTimeout %v must exceed RequestTimeout %v: a request is read before it is handled", cfg.ReadTimeout, cfg.RequestTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -164,8 +183,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       s.cfg.RequestTimeout + 30*time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.RequestTimeout + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -29,6 +29,7 @@ type QuadRunner struct {
 	mu      sync.Mutex
 	calls   int
 	largest [2]int // h, w of the input with the most pixels
+	last    [2]int
 }
 
 // Spec describes the runner like a real NHWC model with inputs in [-1, 1].
@@ -53,6 +54,7 @@ func (r *QuadRunner) Run(ctx context.Context, in []float32, n, h, w int) (backbo
 	if h*w > r.largest[0]*r.largest[1] {
 		r.largest = [2]int{h, w}
 	}
+	r.last = [2]int{h, w}
 	r.mu.Unlock()
 	fm := backbone.FeatureMap{N: n, C: Channels, H: 1, W: 1, Data: make([]float32, n*Channels)}
 	for i := range n {
@@ -91,6 +93,13 @@ func (r *QuadRunner) Largest() (h, w, calls int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.largest[0], r.largest[1], r.calls
+}
+
+// Last returns the height and width of the latest input.
+func (r *QuadRunner) Last() (h, w int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[0], r.last[1]
 }
 
 // Describer is a describe.Describer on a QuadRunner with the BundleID a
