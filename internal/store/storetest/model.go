@@ -17,6 +17,7 @@ const (
 	Removing
 )
 
+// String names the phase in messages.
 func (p Phase) String() string {
 	return [...]string{"absent", "adding", "present", "removing"}[p]
 }
