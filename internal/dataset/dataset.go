@@ -57,6 +57,8 @@ type Set struct {
 	Source string
 	Format Format
 	Items  []Item
+
+	where map[string]string // ID -> "file:line" or path, for messages
 }
 
 // Labels maps each labeled item's ID to its label, the shape the evaluator
@@ -70,6 +72,35 @@ func (s *Set) Labels() map[string]string {
 		}
 	}
 	return m
+}
+
+// CheckLabels returns an error unless every item has a label, naming the
+// first unlabeled ones by manifest line or file. Scoring needs it: a line
+// that lost its label column would otherwise drop out of the score, or
+// surface later as an "unknown query".
+func (s *Set) CheckLabels() error {
+	var missing []string
+	n := 0
+	for _, it := range s.Items {
+		if it.Label != "" {
+			continue
+		}
+		if n++; len(missing) < 3 {
+			if w := s.where[it.ID]; w != "" && w != it.Path {
+				missing = append(missing, fmt.Sprintf("%s (%s)", w, it.ID))
+			} else {
+				missing = append(missing, it.ID)
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	more := ""
+	if n > len(missing) {
+		more = ", ..."
+	}
+	return fmt.Errorf("dataset: %s: %d of %d items have no label: %s%s", s.Source, n, len(s.Items), strings.Join(missing, ", "), more)
 }
 
 // IsImage reports whether name has an image extension Load accepts
@@ -100,20 +131,43 @@ func IsImage(name string) bool {
 //     directory or extension, as the challenge required, and Label is "".
 //
 // In directories, hidden files and directories are skipped, symbolic links
-// to directories are not followed, and items are sorted by ID. Images both
+// to directories are not followed, links that lead nowhere (dangling, or a
+// loop) are kept so that reading them reports the broken image, and items
+// are sorted by ID. Images both
 // at the top level and in subdirectories is an error, since neither reading
 // would be what was meant. Two items with the same ID, or two IDs naming the
 // same file, is an error naming both; so is a set with no items.
-func Load(src string) (*Set, error) {
+func Load(src string) (*Set, error) { return LoadWith(src, Options{}) }
+
+// Options change how LoadWith reads a set; the zero value is Load.
+type Options struct {
+	// Root, when set, confines the set to a directory tree: every item's
+	// path, once `..` and symbolic links are resolved, must lie inside
+	// Root, or the load fails naming the manifest line (or file) that
+	// escapes, or whose link leads nowhere. Without Root, paths are
+	// followed wherever they lead, as GroceryStore's split manifests
+	// (../dataset/...) need. The check is made when the set is loaded.
+	Root string
+}
+
+// LoadWith is Load with options.
+func LoadWith(src string, opt Options) (*Set, error) {
+	var c *confiner
+	if opt.Root != "" {
+		var err error
+		if c, err = newConfiner(opt.Root); err != nil {
+			return nil, err
+		}
+	}
 	fi, err := os.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	var set *Set
 	if fi.IsDir() {
-		set, err = loadDir(src)
+		set, err = loadDir(src, c)
 	} else {
-		set, err = loadManifest(src)
+		set, err = loadManifest(src, c)
 	}
 	if err != nil {
 		return nil, err
@@ -141,7 +195,18 @@ func newDupChecker(src string, n int) *dupChecker {
 	return &dupChecker{src: src, byID: make(map[string]origin, n), byPath: make(map[string]origin, n)}
 }
 
-func (d *dupChecker) add(it Item, from string) error {
+// add records it, refusing a duplicate and, under a data root, a path
+// that escapes it.
+func (d *dupChecker) add(it Item, from string, c *confiner) error {
+	if c != nil {
+		if from == it.Path { // a folder's file: the error names it
+			if err := c.check(it.Path, it.Path); err != nil {
+				return fmt.Errorf("dataset: %w", err)
+			}
+		} else if err := c.check(it.Path, it.ID); err != nil {
+			return fmt.Errorf("dataset: %s: %w", from, err)
+		}
+	}
 	if prev, ok := d.byID[it.ID]; ok {
 		return fmt.Errorf("dataset: %s: duplicate ID %q: %s and %s", d.src, it.ID, prev.from, from)
 	}
@@ -154,7 +219,16 @@ func (d *dupChecker) add(it Item, from string) error {
 	return nil
 }
 
-func loadManifest(src string) (*Set, error) {
+// where maps each ID to where it came from.
+func (d *dupChecker) where() map[string]string {
+	m := make(map[string]string, len(d.byID))
+	for id, o := range d.byID {
+		m[id] = o.from
+	}
+	return m
+}
+
+func loadManifest(src string, c *confiner) (*Set, error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
@@ -190,7 +264,7 @@ func loadManifest(src string) (*Set, error) {
 			p = filepath.Join(base, p)
 		}
 		it := Item{ID: id, Path: p, Label: label}
-		if err := dups.add(it, where); err != nil {
+		if err := dups.add(it, where, c); err != nil {
 			return nil, err
 		}
 		set.Items = append(set.Items, it)
@@ -198,10 +272,11 @@ func loadManifest(src string) (*Set, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("dataset: reading %s: %w", src, err)
 	}
+	set.where = dups.where()
 	return set, nil
 }
 
-func loadDir(src string) (*Set, error) {
+func loadDir(src string, c *confiner) (*Set, error) {
 	var top, nested []string // slash-separated paths relative to src
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -220,10 +295,12 @@ func loadDir(src string) (*Set, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			// A symlink or other special file: keep it only if it leads to a
-			// regular file, so a link to a directory named x.jpg is not an image.
+			// A symlink or other special file: keep it if it leads to a
+			// regular file, so a link to a directory named x.jpg is not an
+			// image, or if it leads nowhere (dangling, or a loop), so the
+			// broken image is reported when read instead of silently missing.
 			fi, err := os.Stat(p)
-			if err != nil || !fi.Mode().IsRegular() {
+			if err == nil && !fi.Mode().IsRegular() {
 				return nil
 			}
 		}
@@ -247,11 +324,11 @@ func loadDir(src string) (*Set, error) {
 		return nil, fmt.Errorf("dataset: %s: ambiguous layout: images both directly inside (e.g. %s) and in subdirectories (e.g. %s)",
 			src, top[0], nested[0])
 	case len(top) > 0:
-		return buildSet(src, FlatFolder, top, func(rel string) (string, string) {
+		return buildSet(src, FlatFolder, top, c, func(rel string) (string, string) {
 			return strings.TrimSuffix(rel, path.Ext(rel)), ""
 		})
 	default:
-		return buildSet(src, ClassFolders, nested, func(rel string) (string, string) {
+		return buildSet(src, ClassFolders, nested, c, func(rel string) (string, string) {
 			return rel, path.Dir(rel)
 		})
 	}
@@ -259,18 +336,19 @@ func loadDir(src string) (*Set, error) {
 
 // buildSet names each relative path with idLabel, rejects duplicates and
 // sorts by ID so the order does not depend on the file system.
-func buildSet(src string, f Format, rels []string, idLabel func(rel string) (id, label string)) (*Set, error) {
+func buildSet(src string, f Format, rels []string, c *confiner, idLabel func(rel string) (id, label string)) (*Set, error) {
 	set := &Set{Source: src, Format: f, Items: make([]Item, 0, len(rels))}
 	dups := newDupChecker(src, len(rels))
 	for _, rel := range rels {
 		id, label := idLabel(rel)
 		p := filepath.Join(src, filepath.FromSlash(rel))
 		it := Item{ID: id, Path: p, Label: label}
-		if err := dups.add(it, p); err != nil {
+		if err := dups.add(it, p, c); err != nil {
 			return nil, err
 		}
 		set.Items = append(set.Items, it)
 	}
+	set.where = dups.where()
 	slices.SortFunc(set.Items, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
 	return set, nil
 }

@@ -117,6 +117,7 @@ func TestLoadManifestErrors(t *testing.T) {
 			writeFile(t, m, c.content)
 			_, err := Load(m)
 			wantErr(t, err, c.subs...)
+			t.Logf("refused: %v", err)
 		})
 	}
 }
