@@ -23,13 +23,24 @@ var errHelp = errors.New("help requested")
 
 const setHelp = "a TSV manifest (path<TAB>label, paths relative to it), a folder of class subfolders, or a flat folder of images (hackathon layout: ID = file name without extension)"
 
+const dataRootHelp = "refuse any image whose path, once `..` and symbolic links are resolved, lies outside this directory (default: follow paths wherever they lead)"
+
+// loadSet reads an image set, confined to root when root is set.
+func loadSet(src, root string) (*dataset.Set, error) {
+	return dataset.LoadWith(src, dataset.Options{Root: root})
+}
+
 // jobFlags are shared by infer, run and submit.
 type jobFlags struct {
 	*engineFlags
 	queries, references string
+	dataRoot            string
 	top                 int
 	noRerank            bool
 	index               string
+	// needLabels makes execute refuse unlabeled items before the costly
+	// inference, for the commands that score.
+	needLabels bool
 }
 
 func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(args []string) error) {
@@ -37,6 +48,7 @@ func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(arg
 	j := &jobFlags{engineFlags: addEngineFlags(fs)}
 	fs.StringVar(&j.queries, "queries", "", "query images: "+setHelp)
 	fs.StringVar(&j.references, "references", "", "reference images: "+setHelp)
+	fs.StringVar(&j.dataRoot, "data-root", "", dataRootHelp)
 	fs.IntVar(&j.top, "top", 1000, "references per query in the ranking (0 = all)")
 	fs.BoolVar(&j.noRerank, "no-rerank", false, "ignore the bundle's re-ranking recipe (for comparison)")
 	fs.StringVar(&j.index, "index", "flat", "where references are searched: flat (exact), hnsw (approximate) or weaviate://host:port[?grpc=host:port&class=C] (re-ranking needs flat)")
@@ -61,13 +73,18 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 	if err != nil {
 		return nil, nil, nil, b, err
 	}
-	qs, err := dataset.Load(j.queries)
+	qs, err := loadSet(j.queries, j.dataRoot)
 	if err != nil {
 		return nil, nil, nil, b, fmt.Errorf("queries: %w", err)
 	}
-	rs, err := dataset.Load(j.references)
+	rs, err := loadSet(j.references, j.dataRoot)
 	if err != nil {
 		return nil, nil, nil, b, fmt.Errorf("references: %w", err)
+	}
+	if j.needLabels {
+		if err := checkLabels(qs, rs); err != nil {
+			return nil, nil, nil, b, err
+		}
 	}
 	eng, err := bundle.Open(b, j.engineOptions())
 	if err != nil {
@@ -162,6 +179,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ranking := fs.String("ranking", "", "ranking file written by infer (TSV or JSON)")
 	queries := fs.String("queries", "", "labelled queries: "+setHelp)
 	references := fs.String("references", "", "labelled references: "+setHelp)
+	dataRoot := fs.String("data-root", "", dataRootHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object (map, map@1000, recall@1, recall@5, recall@10, queries)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: prodsearch eval --ranking FILE --queries Q --references R [--json]\n\n"+
@@ -180,11 +198,11 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	qs, err := dataset.Load(*queries)
+	qs, err := loadSet(*queries, *dataRoot)
 	if err != nil {
 		return fmt.Errorf("queries: %w", err)
 	}
-	rs, err := dataset.Load(*references)
+	rs, err := loadSet(*references, *dataRoot)
 	if err != nil {
 		return fmt.Errorf("references: %w", err)
 	}
@@ -196,11 +214,26 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func score(rk []eval.Ranking, qs, rs *dataset.Set) (eval.Scores, error) {
-	ql, rl := qs.Labels(), rs.Labels()
-	if len(ql) == 0 || len(rl) == 0 {
-		return eval.Scores{}, errors.New("scoring needs labels: give manifests or class folders, not flat folders")
+	if err := checkLabels(qs, rs); err != nil {
+		return eval.Scores{}, err
 	}
-	return eval.Score(rk, ql, rl)
+	return eval.Score(rk, qs.Labels(), rs.Labels())
+}
+
+// checkLabels refuses query and reference sets that cannot be scored: no
+// labels at all, or some item without one (a line that lost its label
+// column would otherwise drop out of the score).
+func checkLabels(qs, rs *dataset.Set) error {
+	if len(qs.Labels()) == 0 || len(rs.Labels()) == 0 {
+		return errors.New("scoring needs labels: give manifests or class folders, not flat folders")
+	}
+	if err := qs.CheckLabels(); err != nil {
+		return fmt.Errorf("queries: %w", err)
+	}
+	if err := rs.CheckLabels(); err != nil {
+		return fmt.Errorf("references: %w", err)
+	}
+	return nil
 }
 
 func printScores(w io.Writer, s eval.Scores, asJSON bool) error {
@@ -219,6 +252,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseArgs(args); err != nil {
 		return err
 	}
+	j.needLabels = true
 	res, qs, rs, b, err := j.execute(ctx, stderr)
 	if err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"prodsearch/internal/bundle"
-	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/progress"
@@ -30,6 +29,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("train", "--data TRAIN --run NAME [flags]", stderr)
 	ef := addEngineFlags(fs)
 	data := fs.String("data", "", "training images with labels: "+setHelp)
+	dataRoot := fs.String("data-root", "", dataRootHelp)
 	run := fs.String("run", "", "run name (a folder under the runs dir)")
 	resume := fs.Bool("resume", false, "continue an interrupted run: re-runs the same seeded recipe and writes the missing epochs")
 	valFrac := fs.Float64("val-frac", 0.25, "fraction of training CLASSES held out for validation (checkpoint choice)")
@@ -74,7 +74,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(base.Heads) > 0 || base.IsEnsemble() {
 		return errors.New("--bundle for train must be a single-backbone describe recipe without heads: heads are what training fits")
 	}
-	set, err := dataset.Load(*data)
+	set, err := loadSet(*data, *dataRoot)
 	if err != nil {
 		return err
 	}
@@ -207,6 +207,7 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("give the checkpoint as the first argument, not --bundle")
 	}
 	j.bundle = ref
+	j.needLabels = true
 	res, qs, rs, b, err := j.execute(ctx, stderr)
 	if err != nil {
 		return err

@@ -65,6 +65,7 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("tune", "--bundle B --data TRAIN --out FILE", stderr)
 	ef := addEngineFlags(fs)
 	data := fs.String("data", "", "labelled training-side images: "+setHelp)
+	dataRoot := fs.String("data-root", "", dataRootHelp)
 	valRun := fs.String("val-run", "", "use only the classes this run held out for validation (default: the run of --bundle RUN/CHECKPOINT, else every class of --data)")
 	perClass := fs.Int("queries-per-class", 2, "validation queries per class; the rest are references (as in the test split)")
 	queries := fs.String("queries", "", "a second validation task: these queries (e.g. catalogue images of the training classes) against every --data image of the validation classes; choices maximise the mean mAP of both tasks")
@@ -81,7 +82,7 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	set, err := dataset.Load(*data)
+	set, err := loadSet(*data, *dataRoot)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	qs, rs := tune.Split(items, *perClass)
 	tasks := []task{{"photo queries", qs, rs}}
 	if *queries != "" {
-		qset, err := dataset.Load(*queries)
+		qset, err := loadSet(*queries, *dataRoot)
 		if err != nil {
 			return fmt.Errorf("--queries: %w", err)
 		}

@@ -132,7 +132,7 @@ const (
 
 // collect expands folders, manifests and single files into images, and
 // refuses two files that would get the same ID.
-func collect(args []string, label, ids string) ([]source, error) {
+func collect(args []string, label, ids, root string) ([]source, error) {
 	var out []source
 	from := map[string]string{}
 	for _, a := range args {
@@ -142,9 +142,14 @@ func collect(args []string, label, ids string) ([]source, error) {
 		}
 		var items []dataset.Item
 		if fi.Mode().IsRegular() && dataset.IsImage(a) {
+			if root != "" {
+				if err := dataset.Confine(root, a); err != nil {
+					return nil, fmt.Errorf("index add: %w", err)
+				}
+			}
 			items = []dataset.Item{{ID: a, Path: a}}
 		} else {
-			set, err := dataset.Load(a)
+			set, err := dataset.LoadWith(a, dataset.Options{Root: root})
 			if err != nil {
 				return nil, fmt.Errorf("index add: %w", err)
 			}
@@ -180,6 +185,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	bundleFlag := fs.String("bundle", "", "model bundle (default: the one recorded in the store, else the default bundle)")
 	label := fs.String("label", "", "label for images that have none from a manifest or class folder")
 	ids := fs.String("ids", IDsName, "item IDs: name (file name without extension) or path (as written in the manifest, or relative to the folder)")
+	dataRoot := fs.String("data-root", "", "refuse any image whose path, once `..` and symbolic links are resolved, lies outside this `directory` (default: follow paths wherever they lead)")
 	replace := fs.Bool("replace", false, "re-describe and overwrite items already in the store (default: skip them)")
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable")
@@ -200,7 +206,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	if env.NewDescriber == nil {
 		return errors.New("index add: no describer available in this build")
 	}
-	srcs, err := collect(fs.Args(), *label, *ids)
+	srcs, err := collect(fs.Args(), *label, *ids, *dataRoot)
 	if err != nil {
 		return err
 	}
@@ -343,7 +349,7 @@ func addAll(ctx context.Context, s *Store, d Describer, srcs []source, cfg addCo
 }
 
 func describeFile(ctx context.Context, d Describer, src source, lim imageio.Limits, noImage bool) (Entry, error) {
-	data, err := readLimited(src.path, lim.MaxBytes)
+	data, err := imageio.ReadBytes(src.path, lim.MaxBytes)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -360,23 +366,6 @@ func describeFile(ctx context.Context, d Describer, src source, lim imageio.Limi
 		e.Image = data
 	}
 	return e, nil
-}
-
-// readLimited refuses a file over max bytes without reading it all.
-func readLimited(path string, maxBytes int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && maxBytes > 0 && fi.Size() > maxBytes {
-		return nil, fmt.Errorf("%w: %d bytes exceeds limit of %d", imageio.ErrTooLarge, fi.Size(), maxBytes)
-	}
-	r := io.Reader(f)
-	if maxBytes > 0 {
-		r = io.LimitReader(f, maxBytes+1)
-	}
-	return io.ReadAll(r)
 }
 
 func runRemove(ctx context.Context, args []string, env CommandEnv) error {
