@@ -28,7 +28,7 @@ func FindLibrary(explicit string) (string, error) {
 	}
 	if explicit != "" {
 		if _, err := os.Stat(explicit); err != nil {
-			return "", fmt.Errorf("onnxruntime library: %w", err)
+			return "", fmt.Errorf("onnxruntime library %s unusable (set --ort-lib or %s, or run `make setup`): %w", explicit, EnvLibrary, err)
 		}
 		return explicit, nil
 	}

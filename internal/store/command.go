@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -188,7 +189,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	dataRoot := fs.String("data-root", "", "refuse any image whose path, once `..` and symbolic links are resolved, lies outside this `directory` (default: follow paths wherever they lead)")
 	replace := fs.Bool("replace", false, "re-describe and overwrite items already in the store (default: skip them)")
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
-	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable")
+	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable, and listed on stderr when that is not a terminal")
 	workers := fs.Int("workers", max(1, runtime.GOMAXPROCS(0)/2), "images decoded and described in parallel")
 	if err := parse(fs, sf, args); err != nil {
 		return err
@@ -322,6 +323,16 @@ func addAll(ctx context.Context, s *Store, d Describer, srcs []source, cfg addCo
 			return
 		}
 		st.added += len(pending)
+		if bar == nil {
+			// Without a terminal (logs, CI, supervisors) each durable batch
+			// gets a receipt: after a crash these IDs are known to be stored.
+			// IDs are quoted because they may contain spaces.
+			var ids strings.Builder
+			for _, e := range pending {
+				ids.WriteString(" " + strconv.Quote(e.ID))
+			}
+			fmt.Fprintf(errw, "committed %d items (%d in all):%s\n", len(pending), st.added, ids.String())
+		}
 		pending = pending[:0]
 	}
 	seen := 0

@@ -107,6 +107,9 @@ func writeAtomic(path string, w io.WriterTo) (err error) {
 	if _, err = w.WriteTo(f); err != nil {
 		return err
 	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
 	if err = f.Sync(); err != nil {
 		return err
 	}
