@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/store"
+	"prodsearch/internal/store/storetest"
+)
+
+// TestAddCommitReceipts checks the line `index add` prints per committed
+// batch when stderr is not a terminal: what a supervisor or a crash test
+// relies on to know which items are durable. Each ID appears once, quoted
+// (IDs may hold spaces), and every ID named is in the store.
+func TestAddCommitReceipts(t *testing.T) {
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	var want []string
+	for i := range 7 {
+		id := fmt.Sprintf("photo %d", i) // a space, as IDs may have
+		img := image.NewRGBA(image.Rect(0, 0, 24, 16))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(40*i + p%7)
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(data, "c"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, "c", id+".png"), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	dir := filepath.Join(root, "store")
+	var stdout, stderr bytes.Buffer
+	err := store.RunIndexCommand(context.Background(), []string{"add", "--store", dir, "--batch", "3", "--workers", "2", data}, store.CommandEnv{
+		Stdout: &stdout, Stderr: &stderr,
+		NewDescriber: func(context.Context, string, string) (store.Describer, error) {
+			return storetest.NewColourDescriber(16), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err, stderr.String())
+	}
+	receipt := regexp.MustCompile(`^committed (\d+) items \((\d+) in all\):((?: "[^"]*")+)$`)
+	seen := map[string]bool{}
+	batches, total := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		m := receipt.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("not a receipt: %q", line)
+		}
+		n, _ := strconv.Atoi(m[1])
+		all, _ := strconv.Atoi(m[2])
+		ids := regexp.MustCompile(`"[^"]*"`).FindAllString(m[3], -1)
+		if total += n; all != total || len(ids) != n || n > 3 {
+			t.Fatalf("receipt %q: %d IDs, running total %d", line, len(ids), total)
+		}
+		for _, q := range ids {
+			id, err := strconv.Unquote(q)
+			if err != nil || seen[id] {
+				t.Fatalf("receipt %q: %q twice or malformed (%v)", line, q, err)
+			}
+			seen[id] = true
+		}
+		batches++
+	}
+	if batches != 3 || len(seen) != len(want) {
+		t.Fatalf("%d receipts naming %d IDs, want 3 naming %d:\n%s", batches, len(seen), len(want), stderr.String())
+	}
+	s, err := store.Open(context.Background(), dir, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range want {
+		if !seen[id] || !s.Has(id) {
+			t.Errorf("%q: receipt %v, stored %v", id, seen[id], s.Has(id))
+		}
+	}
+}
