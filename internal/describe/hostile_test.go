@@ -236,7 +236,7 @@ func TestHostileAcceptedLibraryPath(t *testing.T) {
 // backbone input: a 20000-pixel-wide strip, even one pixel high, costs no
 // more than the long-side cap allows.
 func TestHostilePanorama(t *testing.T) {
-	for _, sz := range [][2]int{{20000, 1000}, {20000, 200}, {20000, 1}, {1, 20000}} {
+	for _, sz := range [][2]int{{20000, 100}, {20000, 10}, {20000, 1}, {1, 20000}} {
 		t.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(t *testing.T) {
 			d := newQuad(t)
 			m := image.NewRGBA(image.Rect(0, 0, sz[0], sz[1]))
