@@ -39,9 +39,13 @@ func TestParseSpecRejects(t *testing.T) {
 		"zero std":      strings.Replace(good, `"std":[1,1,1]`, `"std":[0,1,1]`, 1),
 		"short sha":     strings.Replace(good, strings.Repeat("a", 64), "abc", 1),
 		"not json":      `{"name":`,
+		"trailing data": good + ` {"name":"y"}`,
 	} {
-		if _, err := backbone.ParseSpec([]byte(bad)); err == nil {
+		_, err := backbone.ParseSpec([]byte(bad))
+		if err == nil {
 			t.Errorf("%s: accepted", name)
+		} else if !strings.HasPrefix(err.Error(), "spec") {
+			t.Errorf("%s: error %q does not say it is about the spec", name, err)
 		}
 	}
 }

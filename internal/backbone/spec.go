@@ -73,7 +73,10 @@ func (s Spec) Validate() error {
 	if _, err := hex.DecodeString(s.SHA256); err != nil {
 		return fmt.Errorf("spec %s: sha256: %w", s.Name, err)
 	}
-	return s.Norm().Validate()
+	if err := s.Norm().Validate(); err != nil {
+		return fmt.Errorf("spec %s: %w", s.Name, err)
+	}
+	return nil
 }
 
 // Norm is the pixel normalisation the model was trained with.
@@ -109,14 +112,18 @@ func Builtin() ([]Spec, error) {
 	return out, nil
 }
 
-// ParseSpec decodes and validates a JSON spec; unknown fields are refused so
-// a typo does not silently fall back to a default.
+// ParseSpec decodes and validates a JSON spec; unknown fields and anything
+// after the object are refused, so a typo or a badly merged file does not
+// silently fall back to a default.
 func ParseSpec(data []byte) (Spec, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
 		return Spec{}, fmt.Errorf("spec: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Spec{}, errors.New("spec: data after the JSON object")
 	}
 	return s, s.Validate()
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -62,6 +63,11 @@ func Default(backboneName string) (Bundle, error) {
 func (b Bundle) Validate() error {
 	if b.Version != FormatVersion {
 		return fmt.Errorf("bundle: version %d not supported (want %d)", b.Version, FormatVersion)
+	}
+	if b.Rerank != nil {
+		if err := b.Rerank.Validate(); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
 	}
 	if b.IsEnsemble() {
 		if b.Backbone.Name != "" || len(b.Heads) > 0 || len(b.Describe.Scales) > 0 {
@@ -127,7 +133,7 @@ func (b Bundle) ID() string {
 	return b.Name + "-" + hex.EncodeToString(h[:6])
 }
 
-// Load reads a bundle JSON file.
+// Load reads a bundle JSON file: one JSON object, no unknown fields.
 func Load(path string) (Bundle, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -138,6 +144,9 @@ func Load(path string) (Bundle, error) {
 	var b Bundle
 	if err := dec.Decode(&b); err != nil {
 		return Bundle{}, fmt.Errorf("bundle %s: %w", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Bundle{}, fmt.Errorf("bundle %s: data after the JSON object", path)
 	}
 	if err := b.Validate(); err != nil {
 		return Bundle{}, fmt.Errorf("%s: %w", path, err)

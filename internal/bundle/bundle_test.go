@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,7 @@ func TestValidateRejects(t *testing.T) {
 		"mixed":        {Version: FormatVersion, Backbone: a.Backbone, Members: []Member{{a, 1}}},
 		"nested":       {Version: FormatVersion, Members: []Member{{Bundle{Version: FormatVersion, Members: []Member{{a, 1}}}, 1}}},
 		"bad settings": {Version: FormatVersion, Backbone: a.Backbone},
+		"bad rerank":   {Version: FormatVersion, Backbone: a.Backbone, Describe: a.Describe, Rerank: &rerank.Params{QE: -1}},
 	} {
 		if err := b.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -65,5 +67,16 @@ func TestValidateRejects(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Fatalf("missing file: %v", err)
+	}
+	two := filepath.Join(t.TempDir(), "two.json")
+	if err := a.Save(two); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(two)
+	if err := os.WriteFile(two, append(data, data...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(two); err == nil || !strings.Contains(err.Error(), "data after the JSON object") {
+		t.Fatalf("two objects in one file: %v", err)
 	}
 }

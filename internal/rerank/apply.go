@@ -31,7 +31,9 @@ type Params struct {
 	Lambda float64 `json:"lambda,omitempty"`
 }
 
-func (p Params) validate() error {
+// Validate reports a recipe Apply would refuse, so a stored recipe (a
+// bundle's) can be checked when it is loaded rather than at the first query.
+func (p Params) Validate() error {
 	if p.QE < 0 || p.DBA < 0 {
 		return fmt.Errorf("rerank: negative QE (%d) or DBA (%d)", p.QE, p.DBA)
 	}
@@ -74,7 +76,7 @@ func Apply(ctx context.Context, queries [][]float32, refs Corpus, k int, p Param
 // if DBA is on, the expanded queries if QE is on, and the searches' bounded
 // working memory.
 func ApplyFunc(ctx context.Context, queries [][]float32, refs Corpus, k int, p Params, fn func(qi int, hits []index.Hit) error) error {
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	base := refs
