@@ -153,6 +153,24 @@ func TestConcurrentHTTP(t *testing.T) {
 		universe = append(universe, id)
 	}
 	h.m = storetest.NewModel(universe)
+	// Half the items exist from the start, so deletes and replacements
+	// begin at once rather than after a run of adds.
+	var seed []part
+	for _, own := range owned {
+		for _, id := range own[:len(own)/2] {
+			g := h.m.BeginAdd(id)
+			seed = append(seed, part{"image", "p.png", stressPNG(h.num[id], g)}, part{"id", "", []byte(id)}, part{"label", "", []byte(stressLabel(h.num[id], g))})
+		}
+	}
+	body, ct := formBody(seed...)
+	if err := h.call("POST", "/v1/items", ct, body, http.StatusCreated, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, own := range owned {
+		for _, id := range own[:len(own)/2] {
+			h.m.EndAdd(id)
+		}
+	}
 
 	var gate sync.RWMutex
 	deadline := time.Now().Add(d)

@@ -91,6 +91,20 @@ func testConcurrentAddRemoveSearch(t *testing.T, vectors string, d time.Duration
 	}
 	m := storetest.NewModel(universe)
 	var c stressCounts
+	// Half the items exist from the start, so removals and replacements
+	// begin at once rather than after a run of adds.
+	var seed []Entry
+	for _, own := range owned {
+		for _, id := range own[:len(own)/2] {
+			seed = append(seed, stressEntry(id, m.BeginAdd(id)))
+		}
+	}
+	if err := s.Add(ctx, seed, AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range seed {
+		m.EndAdd(e.ID)
+	}
 	// Writers hold gate for reading during each write; the quiescent
 	// checker takes it for writing, so it sees no write in flight.
 	var gate sync.RWMutex
