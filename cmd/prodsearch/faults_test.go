@@ -486,7 +486,11 @@ func TestKill9DuringTrain(t *testing.T) {
 	acked := map[int]bool{}
 	for round := range 4 {
 		final := round == 3
-		c := startCLI(t, env, trainArgs(data, runsDir, cacheDir, epochs, round > 0)...)
+		// A kill before the run folder was made (loading the model) leaves
+		// nothing to resume: --resume would rightly say so.
+		_, err := os.Stat(filepath.Join(runsDir, "r"))
+		resume := err == nil
+		c := startCLI(t, env, trainArgs(data, runsDir, cacheDir, epochs, resume)...)
 		seen := 0
 		var timer *time.Timer
 		if round == 0 {
@@ -523,7 +527,7 @@ func TestKill9DuringTrain(t *testing.T) {
 			t.Fatalf("round %d: want %s, got %v\n%s%s", round, map[bool]string{true: "success", false: "a SIGKILL"}[final], err, c.stdout.String(), c.stderr.String())
 		}
 		listed, temps := checkRun(t, runsDir, acked)
-		t.Logf("round %d: %s in %v; %d new epoch line(s), %d acknowledged, %d listed, %d temp file(s) left", round,
+		t.Logf("round %d (resume %v): %s in %v; %d new epoch line(s), %d acknowledged, %d listed, %d temp file(s) left", round, resume,
 			map[bool]string{true: "killed", false: "finished"}[!final], took.Round(time.Millisecond), seen, len(acked), len(listed), temps)
 		if final {
 			if len(listed) != epochs || temps != 0 || !strings.Contains(c.stdout.String(), "best checkpoint r/epoch-") {
