@@ -544,6 +544,16 @@ func (s *Store) Remove(ctx context.Context, ids ...string) ([]string, error) {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// Under wmu the labels are exactly what bbolt holds. When none of ids is
+	// stored, nothing is committed: a request that changes nothing costs no
+	// disk sync and does not move the write sequence (which would make a
+	// saved HNSW graph stale).
+	s.mu.RLock()
+	stored := slices.ContainsFunc(ids, func(id string) bool { _, ok := s.labels[id]; return ok })
+	s.mu.RUnlock()
+	if !stored && !s.closed {
+		return nil, nil
+	}
 	var gone []string
 	var seq uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {

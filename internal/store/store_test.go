@@ -218,6 +218,28 @@ func TestAddRejectsBadInputAtomically(t *testing.T) {
 	}
 }
 
+// TestRemoveAbsentCommitsNothing: removing IDs none of which is stored
+// commits no transaction, so it neither syncs the disk nor moves the write
+// sequence; a closed store still says so.
+func TestRemoveAbsentCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	if err := s.Add(ctx, []Entry{entry("a", "x", 16)}, AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seq := s.seq
+	if gone, err := s.Remove(ctx, "nope", "b"); err != nil || len(gone) != 0 || s.seq != seq {
+		t.Errorf("removing absent IDs: %v, %v; sequence %d -> %d", gone, err, seq, s.seq)
+	}
+	if gone, err := s.Remove(ctx, "nope", "a"); err != nil || !slices.Equal(gone, []string{"a"}) || s.seq != seq+1 {
+		t.Errorf("removing a stored ID: %v, %v; sequence %d -> %d", gone, err, seq, s.seq)
+	}
+	s.Close()
+	if _, err := s.Remove(ctx, "nope"); err == nil {
+		t.Error("Remove on a closed store succeeded")
+	}
+}
+
 func TestRecordRoundTrip(t *testing.T) {
 	in := Item{ID: "x", Label: "Granny-Smith", FileName: "a/b.jpg", ContentType: "image/jpeg", Metadata: []byte(`{"a":1}`), ImageSize: 12345}
 	b := encodeItem(&in)
