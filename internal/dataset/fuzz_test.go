@@ -155,6 +155,7 @@ func FuzzLayout(f *testing.F) {
 		}
 		// Links come last and only inside real directories, so no file
 		// above was written through a link.
+		var made []string
 	links:
 		for _, l := range links {
 			dir := root
@@ -164,14 +165,16 @@ func FuzzLayout(f *testing.F) {
 					continue links
 				}
 			}
-			p := filepath.Join(dir, l.rel[len(l.rel)-1])
-			if os.Symlink(l.target, p) != nil {
-				continue
+			if os.Symlink(l.target, filepath.Join(dir, l.rel[len(l.rel)-1])) == nil {
+				made = append(made, strings.Join(l.rel, "/"))
 			}
-			// Kept: links to regular files, and links leading nowhere
-			// (dangling, loops), which fail when read.
-			if fi, err := os.Stat(p); err != nil || fi.Mode().IsRegular() {
-				created = append(created, strings.Join(l.rel, "/"))
+		}
+		// Judged once all exist, since a later link can give an earlier one
+		// somewhere to lead. Kept: links to regular files, and links leading
+		// nowhere (dangling, loops), which fail when read.
+		for _, rel := range made {
+			if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel))); err != nil || fi.Mode().IsRegular() {
+				created = append(created, rel)
 			}
 		}
 
