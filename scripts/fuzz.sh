@@ -6,6 +6,9 @@
 #
 #   FUZZTIME      time per target (default 10s; any -fuzztime value)
 #   FUZZPARALLEL  fuzzing workers per target (default: GOMAXPROCS)
+#   FUZZMINIMIZE  time to minimise each new input (default 5s; go's own
+#                 default of 60s leaves targets with large inputs, such as
+#                 saved graphs, mostly minimising instead of fuzzing)
 #   FUZZ_ONLY     regexp: run only targets whose package/name matches
 #
 # A failing input is written to the package's testdata/fuzz/FuzzName/ by go
@@ -13,6 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-10s}"
+FUZZMINIMIZE="${FUZZMINIMIZE:-5s}"
 par=()
 [ -n "${FUZZPARALLEL:-}" ] && par=(-parallel "$FUZZPARALLEL")
 
@@ -36,7 +40,7 @@ for t in "${targets[@]}"; do
   echo "=== fuzz $pkg $name for $FUZZTIME" >&2
   t0=$SECONDS
   log="$(mktemp)"
-  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "${par[@]}" "$pkg" 2>&1 | tee "$log" >&2
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZE" "${par[@]}" "$pkg" 2>&1 | tee "$log" >&2
   rc=${PIPESTATUS[0]}
   execs="$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')"
   line="$(printf '%-22s %-20s %4ds  %10s execs' "$pkg" "$name" $((SECONDS - t0)) "${execs:-?}")"
