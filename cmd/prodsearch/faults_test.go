@@ -644,7 +644,7 @@ func TestStartupFaults(t *testing.T) {
 		{"model deleted", bad["deleted"], lib, []string{spec.File, "not found in model directory", bad["deleted"]}},
 	}
 	for _, f := range faults {
-		for _, cmdName := range []string{"infer", "index add", "serve"} {
+		for _, cmdName := range []string{"infer", "index add", "index add (env)", "serve"} {
 			t.Run(f.name+"/"+cmdName, func(t *testing.T) {
 				out := filepath.Join(t.TempDir(), "out")
 				addr := freeAddr(t)
@@ -654,7 +654,8 @@ func TestStartupFaults(t *testing.T) {
 					c = startCLI(t, nil, "infer", "--models", f.models, "--ort-lib", f.lib, "--cache", "off",
 						"--queries", data, "--references", data, "--out", out)
 				case "index add":
-					// index add takes the runtime and models from the environment.
+					c = startCLI(t, nil, "index", "add", "--models", f.models, "--ort-lib", f.lib, "--store", out, data)
+				case "index add (env)":
 					c = startCLI(t, []string{backbone.EnvModels + "=" + f.models, backbone.EnvLibrary + "=" + f.lib},
 						"index", "add", "--store", out, data)
 				case "serve":

@@ -47,21 +47,29 @@ func addEngineFlags(fs *flag.FlagSet) *engineFlags {
 	f := &engineFlags{fs: fs}
 	fs.StringVar(&f.bundle, "bundle", "", "model bundle: a bundle .json file or RUN/CHECKPOINT (RUN/best) from the runs dir; default: --backbone with the describe flags")
 	fs.StringVar(&f.backbone, "backbone", defaultBackbone, "builtin backbone name or a path to a spec .json (see `prodsearch backbones`)")
-	fs.StringVar(&f.models, "models", "", "model directory (default $PRODSEARCH_MODELS, else ../shared/models beside the clone)")
-	fs.StringVar(&f.ortLib, "ort-lib", "", "path to libonnxruntime.so.1 (default $PRODSEARCH_ORT_LIB, else lib/ from `make setup`)")
-	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0 = all cores)")
+	f.addRuntimeFlags(fs)
 	fs.StringVar(&f.scales, "scales", joinInts(def.Scales), "comma-separated short sides for multi-scale describe")
 	fs.BoolVar(&f.flip, "flip", def.Flip, "also describe horizontally flipped images (TTA)")
 	fs.StringVar(&f.pool, "pool", def.Pool, "pooling: gem, gap or max")
 	fs.Float64Var(&f.p, "p", describe.DefaultGeMP, "GeM exponent (with --pool gem)")
 	fs.Float64Var(&f.crop, "crop", def.Crop, "keep the central fraction of each side before resizing (1 = whole image)")
 	fs.IntVar(&f.batch, "batch", 16, "images per backbone call")
-	fs.StringVar(&f.cachePath, "cache", cache.DefaultDir(), "descriptor cache directory, or \"off\"")
 	fs.BoolVar(&f.strict, "strict", false, "stop at the first unreadable image instead of reporting them at the end")
 	fs.Int64Var(&f.maxBytes, "max-bytes", lim.MaxBytes, "largest image file accepted, in bytes")
 	fs.Int64Var(&f.maxPixels, "max-pixels", lim.MaxPixels, "largest image accepted, in pixels (checked from the header before decoding)")
-	fs.StringVar(&f.runsDir, "runs-dir", "", "runs directory for RUN/CHECKPOINT bundles (default $PRODSEARCH_RUNS, else ./runs)")
 	return f
+}
+
+// addRuntimeFlags registers the flags that say where models, the runtime,
+// the cache and runs are, and how many threads run a model: everything a
+// command that describes images needs besides the bundle itself. `index add`
+// takes these alone, since its store fixes the bundle.
+func (f *engineFlags) addRuntimeFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.models, "models", "", "model directory (default $PRODSEARCH_MODELS, else ../shared/models beside the clone)")
+	fs.StringVar(&f.ortLib, "ort-lib", "", "path to libonnxruntime.so.1 (default $PRODSEARCH_ORT_LIB, else lib/ from 'make setup')")
+	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0 = all cores)")
+	fs.StringVar(&f.cachePath, "cache", cache.DefaultDir(), "descriptor cache directory, or \"off\"")
+	fs.StringVar(&f.runsDir, "runs-dir", "", "runs directory for RUN/CHECKPOINT bundles (default $PRODSEARCH_RUNS, else ./runs)")
 }
 
 // resolveBundle builds the bundle the flags describe.

@@ -42,11 +42,12 @@ func storeBundle(ef *engineFlags, bundleFlag, storeID string) (bundle.Bundle, er
 }
 
 func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// Engine flags (models, threads, cache) come from the environment here;
-	// the index subcommands parse their own flags, --bundle among them.
+	// The index subcommands parse their own flags, --bundle among them;
+	// `index add` also takes the runtime flags (--models, --ort-lib, ...).
 	ef := addEngineFlags(flag.NewFlagSet("index", flag.ContinueOnError))
 	err := store.RunIndexCommand(ctx, args, store.CommandEnv{
 		Stdout: stdout, Stderr: stderr,
+		DescriberFlags: ef.addRuntimeFlags,
 		NewDescriber: func(ctx context.Context, bundleFlag, storeID string) (store.Describer, error) {
 			b, err := storeBundle(ef, bundleFlag, storeID)
 			if err != nil {

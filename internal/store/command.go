@@ -30,6 +30,10 @@ type CommandEnv struct {
 	// bundle when the flag is omitted. A describer that is an io.Closer is
 	// closed when the command ends.
 	NewDescriber func(ctx context.Context, bundleFlag, storeBundleID string) (Describer, error)
+	// DescriberFlags, when set, registers on `index add`'s flags the CLI's
+	// own flags that NewDescriber reads (model directory, runtime library,
+	// threads), so they are given like on every other command.
+	DescriberFlags func(*flag.FlagSet)
 }
 
 const indexUsage = `usage: prodsearch index <command> --store DIR [--vectors flat|hnsw|weaviate://...] [flags]
@@ -191,6 +195,9 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable, and listed on stderr when that is not a terminal")
 	workers := fs.Int("workers", max(1, runtime.GOMAXPROCS(0)/2), "images decoded and described in parallel")
+	if env.DescriberFlags != nil {
+		env.DescriberFlags(fs)
+	}
 	if err := parse(fs, sf, args); err != nil {
 		return err
 	}
