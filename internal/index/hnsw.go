@@ -299,9 +299,14 @@ func (h *HNSW) reserve(ids []string, vecs [][]float32) (uint32, error) {
 	}
 	for k, id := range ids {
 		i := uint32(first + k)
-		if int(i>>hnswSlabShift) == len(h.vecs) {
+		switch s := int(i >> hnswSlabShift); {
+		case s == len(h.vecs):
 			h.vecs = append(h.vecs, make([]float32, hnswSlabNodes*h.dim))
 			h.links0 = append(h.links0, make([]uint32, hnswSlabNodes*(h.m0+1)))
+		case len(h.vecs[s]) < hnswSlabNodes*h.dim:
+			// A slab read from a file holds only the nodes it had.
+			h.vecs[s] = fullSlab(h.vecs[s], hnswSlabNodes*h.dim)
+			h.links0[s] = fullSlab(h.links0[s], hnswSlabNodes*(h.m0+1))
 		}
 		copy(h.vec(i), vecs[k])
 		lvl := h.drawLevel()
@@ -319,6 +324,11 @@ func (h *HNSW) reserve(ids []string, vecs [][]float32) (uint32, error) {
 		h.live++
 	}
 	return uint32(first), nil
+}
+
+// fullSlab extends a short slab to n elements, the new ones zero.
+func fullSlab[E any](s []E, n int) []E {
+	return slices.Grow(s, n-len(s))[:n]
 }
 
 func (h *HNSW) drawLevel() int {

@@ -224,6 +224,18 @@ func (c *crcReader) f32s(dst []float32) {
 	}
 }
 
+// appendToSlab appends node i's block to its slab, starting a slab at each
+// multiple of hnswSlabNodes; a slab's capacity grows with its contents.
+func appendToSlab[E any](slabs [][]E, i uint32, blk []E) [][]E {
+	if i&hnswSlabMask == 0 {
+		// Start at 1 MiB-ish of elements (or one block) and let append double.
+		slabs = append(slabs, make([]E, 0, min(hnswSlabNodes*len(blk), max(len(blk), 1<<18))))
+	}
+	last := len(slabs) - 1
+	slabs[last] = append(slabs[last], blk...)
+	return slabs
+}
+
 // ReadHNSW decodes a graph written by WriteTo, validating every link so a
 // damaged file yields ErrCorrupt rather than a panic at search time.
 func ReadHNSW(r io.Reader, cfg HNSWConfig) (*HNSW, error) {
@@ -283,20 +295,21 @@ func ReadHNSW(r io.Reader, cfg HNSWConfig) (*HNSW, error) {
 		}
 		h.deleted = append(h.deleted, c.u64())
 	}
-	for range (int(n) + hnswSlabNodes - 1) / hnswSlabNodes {
-		if c.err != nil {
-			break
-		}
-		h.vecs = append(h.vecs, make([]float32, hnswSlabNodes*h.dim))
-		h.links0 = append(h.links0, make([]uint32, hnswSlabNodes*(h.m0+1)))
-	}
+	// Slabs grow by appending what has been read, so memory follows the
+	// bytes: a small file claiming dim 65536 cannot make us allocate a
+	// whole 1 GiB slab first. The last slab may stay short; reserve
+	// completes it when the graph grows.
+	vbuf := make([]float32, h.dim)
 	for i := uint32(0); i < n && c.err == nil; i++ {
-		c.f32s(h.vec(i))
+		c.f32s(vbuf)
+		h.vecs = appendToSlab(h.vecs, i, vbuf)
+	}
+	lbuf := make([]uint32, h.m0+1)
+	for i := uint32(0); i < n && c.err == nil; i++ {
+		c.u32s(lbuf)
+		h.links0 = appendToSlab(h.links0, i, lbuf)
 	}
 	h.upper = make([][]uint32, 0, min(int(n), 1<<20))
-	for i := uint32(0); i < n && c.err == nil; i++ {
-		c.u32s(h.linksAt(i, 0))
-	}
 	for i := uint32(0); i < n && c.err == nil; i++ {
 		var u []uint32
 		if h.levels[i] > 0 {

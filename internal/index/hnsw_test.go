@@ -3,12 +3,15 @@ package index
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -374,5 +377,79 @@ func TestHNSWConcurrent(t *testing.T) {
 		if len(hits) != 10 {
 			t.Fatalf("got %d hits", len(hits))
 		}
+	}
+}
+
+// A few bytes claiming a huge graph must be refused without allocating for
+// the claim: memory follows the bytes read, not the header.
+func TestReadHNSWAllocatesForBytesNotClaims(t *testing.T) {
+	var b []byte
+	b = append(b, hnswMagic...)
+	for _, v := range []uint32{1 << 16, 16, 64, 32, hnswSlabNodes, 0, 0} { // dim, m, efC, efS, nodes, entry, max level
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	b = binary.LittleEndian.AppendUint64(b, 1)
+	b = append(b, make([]byte, hnswSlabNodes)...)   // levels, all 0
+	b = append(b, make([]byte, 4*hnswSlabNodes)...) // empty IDs
+	b = append(b, make([]byte, 8*hnswSlabNodes/64)...)
+	b = append(b, make([]byte, 4*(1<<16)+100)...) // one vector and a little more
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadHNSW(bytes.NewReader(b), HNSWConfig{})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated graph: %v", err)
+	}
+	// A whole slab would be 4096 x 65536 floats, 1 GiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("reading a %d-byte file allocated %d MiB", len(b), got>>20)
+	}
+	t.Logf("%d-byte file claiming %d x %d: %v", len(b), hnswSlabNodes, 1<<16, err)
+}
+
+// A loaded graph whose last slab is partly filled keeps growing across slab
+// boundaries, and every node stays findable.
+func TestHNSWGrowAfterLoad(t *testing.T) {
+	refs := synthClusters(4, 300, 16, 11, 0.3)
+	h := buildHNSW(t, refs, HNSWConfig{M: 8, Seed: 5})
+	var buf bytes.Buffer
+	if _, err := h.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ReadHNSW(&buf, HNSWConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := synthClusters(6, hnswSlabNodes, 16, 12, 0.3) // fills the short slab, then a second
+	ids := make([]string, len(more))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%06d", i)
+	}
+	ctx := context.Background()
+	if err := g.AddBatch(ctx, ids, more); err != nil {
+		t.Fatal(err)
+	}
+	if g.Len() != len(refs)+len(more) {
+		t.Fatalf("Len %d", g.Len())
+	}
+	g.SetEfSearch(64)
+	miss := 0
+	for i := 0; i < len(more); i += 7 {
+		got, err := g.Search(ctx, more[i], 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].ID != ids[i] {
+			miss++
+		}
+	}
+	for i, q := range refs[:100] {
+		got, _ := g.Search(ctx, q, 1, nil)
+		if got[0].ID != fmt.Sprintf("r%06d", i) {
+			miss++
+		}
+	}
+	if miss > 5 {
+		t.Fatalf("%d nodes not found first by their own vector after growing a loaded graph", miss)
 	}
 }
