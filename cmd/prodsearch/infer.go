@@ -23,7 +23,7 @@ var errHelp = errors.New("help requested")
 
 const setHelp = "a TSV manifest (path<TAB>label, paths relative to it), a folder of class subfolders, or a flat folder of images (hackathon layout: ID = file name without extension)"
 
-const dataRootHelp = "refuse any image whose path, once `..` and symbolic links are resolved, lies outside this directory (default: follow paths wherever they lead)"
+const dataRootHelp = "refuse any image whose path, once '..' and symbolic links are resolved, lies outside this `directory` (default: follow paths wherever they lead)"
 
 // loadSet reads an image set, confined to root when root is set.
 func loadSet(src, root string) (*dataset.Set, error) {

@@ -190,7 +190,7 @@ func runAdd(ctx context.Context, args []string, env CommandEnv) error {
 	bundleFlag := fs.String("bundle", "", "model bundle (default: the one recorded in the store, else the default bundle)")
 	label := fs.String("label", "", "label for images that have none from a manifest or class folder")
 	ids := fs.String("ids", IDsName, "item IDs: name (file name without extension) or path (as written in the manifest, or relative to the folder)")
-	dataRoot := fs.String("data-root", "", "refuse any image whose path, once `..` and symbolic links are resolved, lies outside this `directory` (default: follow paths wherever they lead)")
+	dataRoot := fs.String("data-root", "", "refuse any image whose path, once '..' and symbolic links are resolved, lies outside this `directory` (default: follow paths wherever they lead)")
 	replace := fs.Bool("replace", false, "re-describe and overwrite items already in the store (default: skip them)")
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable, and listed on stderr when that is not a terminal")
