@@ -224,15 +224,45 @@ func (c *crcReader) f32s(dst []float32) {
 	}
 }
 
-// appendToSlab appends node i's block to its slab, starting a slab at each
-// multiple of hnswSlabNodes; a slab's capacity grows with its contents.
-func appendToSlab[E any](slabs [][]E, i uint32, blk []E) [][]E {
-	if i&hnswSlabMask == 0 {
-		// Start at 1 MiB-ish of elements (or one block) and let append double.
-		slabs = append(slabs, make([]E, 0, min(hnswSlabNodes*len(blk), max(len(blk), 1<<18))))
+// readSlabs reads n blocks of blk elements into slabs of hnswSlabNodes
+// blocks, stopping when read reports an error. Memory follows the bytes
+// read rather than the header's claims: the first slab grows, doubling,
+// as its blocks arrive (a small file claiming dim 65536 must not cost a
+// 1 GiB slab), and each later slab is allocated whole and read into
+// directly, since the full slab before it already proved as many bytes.
+// The last slab may stay short; reserve completes it when the graph grows.
+func readSlabs[E any](n uint32, blk int, read func([]E) bool) [][]E {
+	var slabs [][]E
+	for i := uint32(0); i < n; i++ {
+		switch {
+		case i < hnswSlabNodes:
+			if i == 0 {
+				// Start at 4 MiB or so, then at most double what was read.
+				slabs = append(slabs, make([]E, 0, min(hnswSlabNodes*blk, max(blk, 1<<20))))
+			}
+			s := slabs[0]
+			if len(s)+blk > cap(s) {
+				// Double (append would grow a large slice by only 1.25x,
+				// copying the slab many times over).
+				g := make([]E, len(s), min(hnswSlabNodes*blk, max(2*cap(s), len(s)+blk)))
+				copy(g, s)
+				s = g
+			}
+			s = s[:len(s)+blk]
+			if !read(s[len(s)-blk:]) {
+				return slabs
+			}
+			slabs[0] = s
+		default:
+			if i&hnswSlabMask == 0 {
+				slabs = append(slabs, make([]E, hnswSlabNodes*blk))
+			}
+			off := int(i&hnswSlabMask) * blk
+			if !read(slabs[len(slabs)-1][off : off+blk]) {
+				return slabs
+			}
+		}
 	}
-	last := len(slabs) - 1
-	slabs[last] = append(slabs[last], blk...)
 	return slabs
 }
 
@@ -295,19 +325,11 @@ func ReadHNSW(r io.Reader, cfg HNSWConfig) (*HNSW, error) {
 		}
 		h.deleted = append(h.deleted, c.u64())
 	}
-	// Slabs grow by appending what has been read, so memory follows the
-	// bytes: a small file claiming dim 65536 cannot make us allocate a
-	// whole 1 GiB slab first. The last slab may stay short; reserve
-	// completes it when the graph grows.
-	vbuf := make([]float32, h.dim)
-	for i := uint32(0); i < n && c.err == nil; i++ {
-		c.f32s(vbuf)
-		h.vecs = appendToSlab(h.vecs, i, vbuf)
+	if c.err == nil {
+		h.vecs = readSlabs(n, h.dim, func(b []float32) bool { c.f32s(b); return c.err == nil })
 	}
-	lbuf := make([]uint32, h.m0+1)
-	for i := uint32(0); i < n && c.err == nil; i++ {
-		c.u32s(lbuf)
-		h.links0 = appendToSlab(h.links0, i, lbuf)
+	if c.err == nil {
+		h.links0 = readSlabs(n, h.m0+1, func(b []uint32) bool { c.u32s(b); return c.err == nil })
 	}
 	h.upper = make([][]uint32, 0, min(int(n), 1<<20))
 	for i := uint32(0); i < n && c.err == nil; i++ {

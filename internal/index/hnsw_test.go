@@ -432,24 +432,34 @@ func TestHNSWGrowAfterLoad(t *testing.T) {
 	if g.Len() != len(refs)+len(more) {
 		t.Fatalf("Len %d", g.Len())
 	}
+	// Every vector, loaded or added, is stored intact across the short
+	// slab's completion and the new slab.
+	for i, v := range append(slices.Clone(refs), more...) {
+		if !slices.Equal(g.vec(uint32(i)), v) {
+			t.Fatalf("node %d: vector damaged after growing a loaded graph", i)
+		}
+	}
+	// And the graph still finds them: a broken slab would miss most.
 	g.SetEfSearch(64)
-	miss := 0
+	miss, tried := 0, 0
 	for i := 0; i < len(more); i += 7 {
 		got, err := g.Search(ctx, more[i], 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		tried++
 		if got[0].ID != ids[i] {
 			miss++
 		}
 	}
 	for i, q := range refs[:100] {
 		got, _ := g.Search(ctx, q, 1, nil)
+		tried++
 		if got[0].ID != fmt.Sprintf("r%06d", i) {
 			miss++
 		}
 	}
-	if miss > 5 {
-		t.Fatalf("%d nodes not found first by their own vector after growing a loaded graph", miss)
+	if miss > tried/20 {
+		t.Fatalf("%d of %d nodes not found first by their own vector after growing a loaded graph", miss, tried)
 	}
 }
