@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"prodsearch/internal/imageio/imagetest"
 )
 
 func TestDecodeFormats(t *testing.T) {
@@ -30,8 +32,8 @@ func TestDecodeFormats(t *testing.T) {
 		want image.Image
 		tol  int
 	}{
-		{"jpeg", encJPEG(t, src, 95), src, -1}, // lossy: checked by mean below
-		{"png", encPNG(t, src), src, 0},
+		{"jpeg", imagetest.JPEG(t, src, 95), src, -1}, // lossy: checked by mean below
+		{"png", imagetest.PNG(t, src), src, 0},
 		{"gif", encGIF(t, pal), pal, 0},
 		{"webp", encWebPLossless(toNRGBA(src)), src, 0},
 	}
@@ -82,8 +84,8 @@ func TestDecodeWebPLosslessAlpha(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	jpg := encJPEG(t, textured(64, 48), 90)
-	pngb := encPNG(t, textured(64, 48))
+	jpg := imagetest.JPEG(t, textured(64, 48), 90)
+	pngb := imagetest.PNG(t, textured(64, 48))
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := make([]byte, 4096)
 	for i := range random {
@@ -104,10 +106,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"heic", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00"), DefaultLimits(), ErrUnsupported, "heif"},
 		{"bytes-limit", jpg, Limits{MaxBytes: int64(len(jpg) - 1)}, ErrTooLarge, "bytes"},
 		{"pixel-limit", jpg, Limits{MaxPixels: 64*48 - 1}, ErrTooLarge, "64x48"},
-		{"png-100000x100000", pngHeaderOnly(100000, 100000), DefaultLimits(), ErrTooLarge, "100000x100000"},
+		{"png-100000x100000", imagetest.PNGHeader(100000, 100000), DefaultLimits(), ErrTooLarge, "100000x100000"},
 		{"jpeg-65000x65000", jpegWithSize(t, jpg, 65000, 65000), DefaultLimits(), ErrTooLarge, "65000x65000"},
 		{"gif-65535x65535", append([]byte("GIF89a\xff\xff\xff\xff\x00\x00\x00"), 0x3b), DefaultLimits(), ErrTooLarge, "65535x65535"},
-		{"png-zero-size", pngHeaderOnly(0, 10), DefaultLimits(), ErrCorrupt, ""},
+		{"png-zero-size", imagetest.PNGHeader(0, 10), DefaultLimits(), ErrCorrupt, ""},
 		{"png-bad-crc", append(append([]byte{}, pngb[:20]...), append([]byte{0xde, 0xad}, pngb[22:]...)...), DefaultLimits(), ErrCorrupt, "png"},
 		{"jpeg-garbage-after-soi", append([]byte("\xff\xd8\xff"), random[:100]...), DefaultLimits(), ErrCorrupt, "jpeg"},
 		{"webp-bad-chunk", riffWebP("VP8L", []byte{0x00, 1, 2, 3, 4, 5}), DefaultLimits(), ErrCorrupt, "webp"},
@@ -140,8 +142,8 @@ func TestDecodeErrors(t *testing.T) {
 func TestDecodeTruncated(t *testing.T) {
 	m := textured(96, 64)
 	inputs := map[string][]byte{
-		"jpeg": encJPEG(t, m, 80),
-		"png":  encPNG(t, m),
+		"jpeg": imagetest.JPEG(t, m, 80),
+		"png":  imagetest.PNG(t, m),
 		"gif":  encGIF(t, image.NewPaletted(m.Rect, color.Palette{color.Black, color.White})),
 		"webp": encWebPLossless(toNRGBA(m)),
 	}
@@ -171,7 +173,7 @@ func TestDecodeTruncated(t *testing.T) {
 // TestPixelLimitBeforeAllocation checks the bomb is refused from the header:
 // decoding 100000x100000 RGB would allocate 30 GB.
 func TestPixelLimitBeforeAllocation(t *testing.T) {
-	data := pngHeaderOnly(100000, 100000)
+	data := imagetest.PNGHeader(100000, 100000)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -186,7 +188,7 @@ func TestPixelLimitBeforeAllocation(t *testing.T) {
 }
 
 func TestDecodeNoLimits(t *testing.T) {
-	jpg := encJPEG(t, textured(20, 10), 90)
+	jpg := imagetest.JPEG(t, textured(20, 10), 90)
 	if _, err := Decode(jpg, Limits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -196,10 +198,10 @@ func TestReadFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.png")
 	bad := filepath.Join(dir, "bad.jpg")
-	if err := os.WriteFile(good, encPNG(t, textured(30, 20)), 0o600); err != nil {
+	if err := os.WriteFile(good, imagetest.PNG(t, textured(30, 20)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bad, encJPEG(t, textured(30, 20), 90)[:200], 0o600); err != nil {
+	if err := os.WriteFile(bad, imagetest.JPEG(t, textured(30, 20), 90)[:200], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	img, err := ReadFile(good, DefaultLimits())
@@ -267,7 +269,7 @@ func storedFor(upright *image.RGBA, o int) *image.RGBA {
 
 func TestExifOrientation(t *testing.T) {
 	const w, h = 64, 48
-	upright := quadrants(w, h)
+	upright := imagetest.Quadrants(w, h)
 	corners := [4]image.Point{{3, 3}, {w - 4, 3}, {3, h - 4}, {w - 4, h - 4}}
 	for _, gray := range []bool{false, true} {
 		for _, be := range []bool{false, true} {
@@ -278,7 +280,7 @@ func TestExifOrientation(t *testing.T) {
 					draw.Draw(g, g.Rect, stored, image.Point{}, draw.Src)
 					stored = g
 				}
-				data := withSegment(encJPEG(t, stored, 95), exifAPP1(o, be))
+				data := withSegment(imagetest.JPEG(t, stored, 95), exifAPP1(o, be))
 				img, err := Decode(data, DefaultLimits())
 				if err != nil {
 					t.Fatalf("o=%d: %v", o, err)
@@ -290,7 +292,7 @@ func TestExifOrientation(t *testing.T) {
 					t.Errorf("o=%d: gray JPEG became %T", o, img)
 				}
 				for q, p := range corners {
-					want := color.Color(quadColors[q])
+					want := color.Color(imagetest.QuadColors[q])
 					if gray {
 						want = color.GrayModel.Convert(want)
 					}
@@ -313,7 +315,7 @@ func absDiff(a, b uint32) uint32 {
 }
 
 func TestJPEGOrientationParsing(t *testing.T) {
-	jpg := encJPEG(t, textured(8, 8), 90)
+	jpg := imagetest.JPEG(t, textured(8, 8), 90)
 	xmpPayload := []byte("http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta/>")
 	xmp := append([]byte{0xff, 0xe1, 0x00, byte(2 + len(xmpPayload))}, xmpPayload...)
 	cases := []struct {
@@ -389,14 +391,14 @@ func storedInverse(s *image.RGBA, o int) *image.RGBA {
 
 func FuzzDecode(f *testing.F) {
 	m := textured(24, 16)
-	jpg := encJPEG(f, m, 80)
+	jpg := imagetest.JPEG(f, m, 80)
 	f.Add(jpg)
 	f.Add(withSegment(jpg, exifAPP1(6, false)))
 	f.Add(jpg[:len(jpg)/2])
-	f.Add(encPNG(f, m))
+	f.Add(imagetest.PNG(f, m))
 	f.Add(encGIF(f, image.NewPaletted(m.Rect, color.Palette{color.Black, color.White})))
 	f.Add(encWebPLossless(toNRGBA(textured(3, 2))))
-	f.Add(pngHeaderOnly(100000, 100000))
+	f.Add(imagetest.PNGHeader(100000, 100000))
 	f.Add([]byte("BM"))
 	f.Add([]byte{})
 	// More seeds (near-valid headers, EXIF variants, other codecs' magic)

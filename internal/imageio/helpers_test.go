@@ -3,24 +3,13 @@ package imageio
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"testing"
 )
 
 // ---- synthetic images ----
-
-func solidRGBA(w, h int, c color.RGBA) *image.RGBA {
-	m := image.NewRGBA(image.Rect(0, 0, w, h))
-	for i := 0; i < len(m.Pix); i += 4 {
-		m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = c.R, c.G, c.B, c.A
-	}
-	return m
-}
 
 // gradient is smooth in both axes with different directions per channel.
 func gradient(w, h int) *image.RGBA {
@@ -57,51 +46,7 @@ func textured(w, h int) *image.RGBA {
 	return m
 }
 
-// quadrants is a non-symmetric image: each quadrant has its own colour, so
-// any of the 8 EXIF transforms is identifiable from the corners.
-var quadColors = [4]color.RGBA{
-	{220, 30, 30, 255},  // top-left: red
-	{30, 200, 30, 255},  // top-right: green
-	{30, 30, 220, 255},  // bottom-left: blue
-	{240, 240, 40, 255}, // bottom-right: yellow
-}
-
-func quadrants(w, h int) *image.RGBA {
-	m := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			q := 0
-			if x >= w/2 {
-				q++
-			}
-			if y >= h/2 {
-				q += 2
-			}
-			m.SetRGBA(x, y, quadColors[q])
-		}
-	}
-	return m
-}
-
 // ---- encoders ----
-
-func encJPEG(t testing.TB, m image.Image, q int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func encPNG(t testing.TB, m image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, m); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 func encGIF(t testing.TB, m image.Image) []byte {
 	t.Helper()
@@ -261,29 +206,6 @@ func withSegment(jpg, seg []byte) []byte {
 	out := append([]byte{}, jpg[:2]...)
 	out = append(out, seg...)
 	return append(out, jpg[2:]...)
-}
-
-// pngHeaderOnly builds a PNG whose IHDR claims w x h, followed by a tiny IDAT
-// and IEND; decoding it for real would need w*h*3 bytes.
-func pngHeaderOnly(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		crc := crc32.NewIEEE()
-		crc.Write([]byte(typ))
-		crc.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc.Sum32())
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 2, 0, 0, 0) // 8-bit RGB
-	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
-	chunk("IEND", nil)
-	return b.Bytes()
 }
 
 // jpegWithSize patches the SOF0 dimensions of a valid baseline JPEG.

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	xdraw "golang.org/x/image/draw"
+
+	"prodsearch/internal/imageio/imagetest"
 )
 
 func TestResizeShortDims(t *testing.T) {
@@ -243,7 +245,7 @@ func TestResizeYCbCr444Texture(t *testing.T) {
 
 func TestResizeSolidColour(t *testing.T) {
 	for _, c := range []color.RGBA{{0, 0, 0, 255}, {255, 255, 255, 255}, {12, 200, 77, 255}, {1, 2, 254, 255}} {
-		m := solidRGBA(53, 71, c)
+		m := imagetest.Solid(53, 71, c)
 		for name, src := range map[string]image.Image{"rgba": m, "nrgba": func() image.Image {
 			n := image.NewNRGBA(m.Rect)
 			copy(n.Pix, m.Pix)
@@ -390,7 +392,7 @@ func TestKernelUnityGain(t *testing.T) {
 // benchJPEG is a 348x464 photo-like image decoded from JPEG, i.e. the
 // *image.YCbCr 4:2:0 the hot path actually sees.
 func benchJPEG(b *testing.B, w, h int) ([]byte, image.Image) {
-	data := encJPEG(b, textured(w, h), 90)
+	data := imagetest.JPEG(b, textured(w, h), 90)
 	img, err := Decode(data, DefaultLimits())
 	if err != nil {
 		b.Fatal(err)
