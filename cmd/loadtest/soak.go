@@ -538,20 +538,8 @@ func (s *soak) searchOther(ctx context.Context, r *rand.Rand) error {
 func (s *soak) checkResults(w *storetest.Window, res []server.SearchResult) error {
 	seen := map[string]bool{}
 	for _, x := range res {
-		if w.MustLack(x.ID) {
-			return fmt.Errorf("ghost: %s returned while absent (%v)", x.ID, w.Before(x.ID))
-		}
-		if seen[x.ID] {
-			return fmt.Errorf("%s returned twice", x.ID)
-		}
-		seen[x.ID] = true
-		lo, hi := w.Gens(x.ID)
-		ok := false
-		for g := max(lo, 1); g <= hi; g++ {
-			ok = ok || x.Label == soakLabel(x.ID, g)
-		}
-		if !ok {
-			return fmt.Errorf("%s has label %q, which no generation %d..%d had", x.ID, x.Label, lo, hi)
+		if err := w.CheckHit(x.ID, x.Label, seen, func(g int) string { return soakLabel(x.ID, g) }); err != nil {
+			return err
 		}
 	}
 	s.check("search results checked for ghosts")

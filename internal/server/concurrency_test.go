@@ -412,20 +412,12 @@ func (h *httpStress) read(r *rand.Rand) error {
 		if err != nil {
 			return err
 		}
-		if lo, hi := w.Bounds(); lr.Total < lo || lr.Total > hi || len(lr.Items) != lr.Total {
-			return fmt.Errorf("list: %d items of %d, the model allows %d..%d", len(lr.Items), lr.Total, lo, hi)
+		listed := make([]string, len(lr.Items))
+		for i, it := range lr.Items {
+			listed[i] = it.ID
 		}
-		listed := map[string]bool{}
-		for _, it := range lr.Items {
-			if w.MustLack(it.ID) {
-				return fmt.Errorf("ghost: list shows %s while absent", it.ID)
-			}
-			listed[it.ID] = true
-		}
-		for _, x := range ids {
-			if w.MustHave(x) && !listed[x] {
-				return fmt.Errorf("lost: list lacks %s while present", x)
-			}
+		if err := w.CheckListing(listed, lr.Total); err != nil {
+			return err
 		}
 		h.lists.Add(1)
 	}
@@ -435,26 +427,14 @@ func (h *httpStress) read(r *rand.Rand) error {
 func (h *httpStress) checkResults(w *storetest.Window, res []SearchResult, label string) error {
 	seen := map[string]bool{}
 	for _, x := range res {
-		if w.MustLack(x.ID) {
-			return fmt.Errorf("ghost: %s returned while absent (%v)", x.ID, w.Before(x.ID))
+		if err := w.CheckHit(x.ID, x.Label, seen, func(g int) string { return stressLabel(h.num[x.ID], g) }); err != nil {
+			return err
 		}
-		if seen[x.ID] {
-			return fmt.Errorf("%s returned twice", x.ID)
-		}
-		seen[x.ID] = true
 		if label != "" && x.Label != label {
 			return fmt.Errorf("%s has label %q outside the filter %q", x.ID, x.Label, label)
 		}
 		if x.ImageURL != itemPath(x.ID)+"/image" {
 			return fmt.Errorf("%s has image URL %q", x.ID, x.ImageURL)
-		}
-		lo, hi := w.Gens(x.ID)
-		ok := false
-		for g := max(lo, 1); g <= hi; g++ {
-			ok = ok || x.Label == stressLabel(h.num[x.ID], g)
-		}
-		if !ok {
-			return fmt.Errorf("%s has label %q, no generation %d..%d had it", x.ID, x.Label, lo, hi)
 		}
 	}
 	return nil

@@ -339,48 +339,28 @@ func stressRead(ctx context.Context, s *Store, m *storetest.Model, r *rand.Rand,
 		if err != nil {
 			return fmt.Errorf("list: %w", err)
 		}
-		if lo, hi := w.Bounds(); total < lo || total > hi || len(items) != total {
-			return fmt.Errorf("List: %d items of %d, the model allows %d..%d", len(items), total, lo, hi)
+		listed := make([]string, len(items))
+		for i, it := range items {
+			listed[i] = it.ID
 		}
-		listed := make(map[string]bool, len(items))
-		for _, it := range items {
-			if w.MustLack(it.ID) {
-				return fmt.Errorf("ghost: List shows %s while absent", it.ID)
-			}
-			listed[it.ID] = true
-		}
-		for _, x := range ids {
-			if w.MustHave(x) && !listed[x] {
-				return fmt.Errorf("lost: List lacks %s while present", x)
-			}
+		if err := w.CheckListing(listed, total); err != nil {
+			return err
 		}
 		c.lists.Add(1)
 	}
 	return nil
 }
 
-// checkResults finds ghosts, unknown or duplicated IDs, labels no
-// generation had, and results outside a label filter.
+// checkResults finds ghosts, duplicated IDs, labels no generation had,
+// and results outside a label filter.
 func checkResults(w *storetest.Window, res []Result, label string) error {
 	seen := make(map[string]bool, len(res))
 	for _, x := range res {
-		if w.MustLack(x.ID) {
-			return fmt.Errorf("ghost: %s returned while absent (%v)", x.ID, w.Before(x.ID))
+		if err := w.CheckHit(x.ID, x.Label, seen, func(g int) string { return stressLabel(x.ID, g) }); err != nil {
+			return err
 		}
-		if seen[x.ID] {
-			return fmt.Errorf("%s returned twice", x.ID)
-		}
-		seen[x.ID] = true
 		if label != "" && x.Label != label {
 			return fmt.Errorf("%s has label %q outside the filter %q", x.ID, x.Label, label)
-		}
-		lo, hi := w.Gens(x.ID)
-		ok := false
-		for g := max(lo, 1); g <= hi; g++ {
-			ok = ok || x.Label == stressLabel(x.ID, g)
-		}
-		if !ok {
-			return fmt.Errorf("%s has label %q, no generation %d..%d had it", x.ID, x.Label, lo, hi)
 		}
 	}
 	return nil

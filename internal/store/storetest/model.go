@@ -204,3 +204,45 @@ func (w *Window) Bounds() (lo, hi int) {
 	}
 	return lo, hi
 }
+
+// CheckHit checks one result of a read in the window: it is no ghost, it
+// was not returned before in the same read (seen records it), and its label
+// is that of a generation the read could see, as labelOf names them.
+func (w *Window) CheckHit(id, label string, seen map[string]bool, labelOf func(gen int) string) error {
+	if w.MustLack(id) {
+		return fmt.Errorf("ghost: %s returned while absent (%v)", id, w.Before(id))
+	}
+	if seen[id] {
+		return fmt.Errorf("%s returned twice", id)
+	}
+	seen[id] = true
+	lo, hi := w.Gens(id)
+	for g := max(lo, 1); g <= hi; g++ {
+		if label == labelOf(g) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has label %q, which no generation %d..%d had", id, label, lo, hi)
+}
+
+// CheckListing checks a listing of the whole catalogue read in the window:
+// total within Bounds and equal to the IDs listed, nothing absent listed,
+// and every ID present throughout listed.
+func (w *Window) CheckListing(listed []string, total int) error {
+	if lo, hi := w.Bounds(); total < lo || total > hi || len(listed) != total {
+		return fmt.Errorf("list: %d items of %d, the model allows %d..%d", len(listed), total, lo, hi)
+	}
+	in := make(map[string]bool, len(listed))
+	for _, id := range listed {
+		if w.MustLack(id) {
+			return fmt.Errorf("ghost: list shows %s while absent", id)
+		}
+		in[id] = true
+	}
+	for _, id := range w.m.ids {
+		if w.MustHave(id) && !in[id] {
+			return fmt.Errorf("lost: list lacks %s while present", id)
+		}
+	}
+	return nil
+}

@@ -1,6 +1,10 @@
 package storetest
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestModelWindows(t *testing.T) {
 	m := NewModel([]string{"a", "b", "c"})
@@ -58,5 +62,52 @@ func TestModelWindows(t *testing.T) {
 	p, err := m.Present()
 	if err != nil || len(p) != 2 || p["a"] != 2 || p["c"] != 1 {
 		t.Errorf("Present = %v, %v", p, err)
+	}
+}
+
+func TestWindowChecks(t *testing.T) {
+	m := NewModel([]string{"a", "b", "c"})
+	for _, id := range []string{"a", "b"} {
+		m.BeginAdd(id)
+		m.EndAdd(id)
+	}
+	w := m.Watch()
+	w.End()
+	labelOf := func(g int) string { return fmt.Sprint("gen", g) }
+	seen := map[string]bool{}
+	if err := w.CheckHit("a", "gen1", seen, labelOf); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ id, label, want string }{
+		{"a", "gen1", "twice"},
+		{"c", "gen1", "ghost"},
+		{"zz", "gen1", "ghost"},
+		{"b", "gen2", "no generation"},
+	} {
+		if err := w.CheckHit(c.id, c.label, seen, labelOf); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckHit(%s, %s) = %v, want %q", c.id, c.label, err, c.want)
+		}
+	}
+	if err := w.CheckListing([]string{"b", "a"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		listed []string
+		total  int
+		want   string
+	}{
+		{[]string{"a"}, 1, "allows"},
+		{[]string{"a", "b"}, 3, "allows"},
+		{[]string{"a", "c"}, 2, "ghost"},
+	} {
+		if err := w.CheckListing(c.listed, c.total); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckListing(%v, %d) = %v, want %q", c.listed, c.total, err, c.want)
+		}
+	}
+	w = m.Watch()
+	m.BeginAdd("c") // c may show; a and b must
+	w.End()
+	if err := w.CheckListing([]string{"a", "c"}, 2); err == nil || !strings.Contains(err.Error(), "lost: list lacks b") {
+		t.Errorf("CheckListing without b = %v", err)
 	}
 }
