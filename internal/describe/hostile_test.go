@@ -153,18 +153,7 @@ func TestHostileAcceptedLibraryPath(t *testing.T) {
 
 	t.Run("cmyk-jpeg", func(t *testing.T) {
 		// Quadrant colours as ink, one per 8x8 block.
-		data := imagetest.CMYKJPEG(64, 48, func(bx, by int) color.CMYK {
-			q := 0
-			if bx >= 4 {
-				q++
-			}
-			if by >= 3 {
-				q += 2
-			}
-			c := imagetest.QuadColors[q]
-			cc, m, y, k := color.RGBToCMYK(c.R, c.G, c.B)
-			return color.CMYK{C: cc, M: m, Y: y, K: k}
-		}, true)
+		data := imagetest.CMYKJPEG(64, 48, imagetest.QuadrantInk(64, 48), true)
 		img, err := imageio.Decode(data, imageio.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)

@@ -203,18 +203,7 @@ func TestHostileUploadsRefused(t *testing.T) {
 // they show, with the backbone input bounded.
 func TestHostileUploadsAccepted(t *testing.T) {
 	quad := imagetest.Quadrants(64, 48)
-	cmykQuad := imagetest.CMYKJPEG(64, 48, func(bx, by int) color.CMYK {
-		q := 0
-		if bx >= 4 {
-			q++
-		}
-		if by >= 3 {
-			q += 2
-		}
-		c := imagetest.QuadColors[q]
-		cc, m, y, k := color.RGBToCMYK(c.R, c.G, c.B)
-		return color.CMYK{C: cc, M: m, Y: y, K: k}
-	}, true)
+	cmykQuad := imagetest.CMYKJPEG(64, 48, imagetest.QuadrantInk(64, 48), true)
 	strip := func(w, h int) []byte {
 		m := image.NewRGBA(image.Rect(0, 0, w, h))
 		for i := 0; i < len(m.Pix); i += 4 {

@@ -66,24 +66,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
-	d := storetest.NewColourDescriber(64)
-	st, err := store.Open(context.Background(), t.TempDir(), d.BundleID(), d.Dim())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	f := &fixture{t: t, st: st}
-	cfg := Config{Store: st, Describer: d, Logger: slog.New(slog.NewTextHandler(&f.log, nil))}
-	if mod != nil {
-		mod(&cfg)
-	}
-	f.srv, err = New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ts = httptest.NewServer(f.srv)
-	t.Cleanup(f.ts.Close)
-	return f
+	return newFixtureWith(t, storetest.NewColourDescriber(64), mod)
 }
 
 type part struct {

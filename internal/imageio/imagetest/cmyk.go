@@ -5,6 +5,24 @@ import (
 	"image/color"
 )
 
+// QuadrantInk is the ink of Quadrants for CMYKJPEG: block (bx, by) of a
+// w x h image gets the CMYK form of its quadrant's colour, so a CMYK JPEG
+// of it shows what Quadrants(w, h) shows (w and h multiples of 16).
+func QuadrantInk(w, h int) func(bx, by int) color.CMYK {
+	return func(bx, by int) color.CMYK {
+		q := 0
+		if bx >= w/16 {
+			q++
+		}
+		if by >= h/16 {
+			q += 2
+		}
+		c := QuadColors[q]
+		cc, m, y, k := color.RGBToCMYK(c.R, c.G, c.B)
+		return color.CMYK{C: cc, M: m, Y: y, K: k}
+	}
+}
+
 // CMYKJPEG is a baseline 4-component (CMYK) JPEG of w x h pixels, the
 // format print workflows export and image/jpeg decodes but cannot encode.
 // ink gives the colour of each 8x8 block (bx, by); every block is flat, so
