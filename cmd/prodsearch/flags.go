@@ -106,19 +106,22 @@ func (f *engineFlags) engineOptions() bundle.Options {
 	return bundle.Options{ModelDir: f.models, Library: f.ortLib, Threads: f.threads}
 }
 
-func (f *engineFlags) fileOptions() describe.FileOptions {
-	return describe.FileOptions{
+// fileOptions returns the batch-describe options of the flags, with the
+// descriptor cache opened unless it is switched off.
+func (f *engineFlags) fileOptions() (describe.FileOptions, error) {
+	opt := describe.FileOptions{
 		Limits: imageio.Limits{MaxBytes: f.maxBytes, MaxPixels: f.maxPixels},
 		Batch:  f.batch,
 	}
-}
-
-// openCache opens the descriptor cache unless it is switched off.
-func (f *engineFlags) openCache() (*cache.Cache, error) {
 	if f.cachePath == "" || f.cachePath == "off" {
-		return nil, nil
+		return opt, nil
 	}
-	return cache.Open(f.cachePath)
+	c, err := cache.Open(f.cachePath)
+	if err != nil {
+		return opt, err
+	}
+	opt.Cache = c // set only when open: a nil *Cache would make a non-nil Store
+	return opt, nil
 }
 
 func parseInts(s string) ([]int, error) {

@@ -91,14 +91,9 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 		return nil, nil, nil, b, err
 	}
 	defer eng.Close()
-	c, err := j.openCache()
+	opt, err := j.fileOptions()
 	if err != nil {
 		return nil, nil, nil, b, err
-	}
-	defer c.Close()
-	opt := j.fileOptions()
-	if c != nil {
-		opt.Cache = c
 	}
 	job := retrieval.Job{
 		Queries: qs, References: rs, Top: j.top, Files: opt, Strict: j.strict, Index: j.index,

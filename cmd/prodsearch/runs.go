@@ -86,13 +86,9 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer eng.Close()
-	c, err := ef.openCache()
+	fopt, err := ef.fileOptions()
 	if err != nil {
 		return err
-	}
-	fopt := ef.fileOptions()
-	if c != nil {
-		fopt.Cache = c
 	}
 	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: *valFrac, AugViews: views}
 	sum, err := runs.Train(ctx, eng, set, spec, runs.TrainOptions{

@@ -128,13 +128,9 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, t := range tasks {
 		fmt.Fprintf(stdout, "tuning on %s: %d queries, %d references of %d validation classes (%s)\n", t.name, len(t.qs), len(t.rs), countLabels(items), valSource(run))
 	}
-	c, err := ef.openCache()
+	opt, err := ef.fileOptions()
 	if err != nil {
 		return err
-	}
-	opt := ef.fileOptions()
-	if c != nil {
-		opt.Cache = c
 	}
 	members := []bundle.Bundle{b}
 	if b.IsEnsemble() {
