@@ -280,7 +280,7 @@ func TestExifOrientation(t *testing.T) {
 					draw.Draw(g, g.Rect, stored, image.Point{}, draw.Src)
 					stored = g
 				}
-				data := withSegment(imagetest.JPEG(t, stored, 95), exifAPP1(o, be))
+				data := imagetest.InsertSegment(imagetest.JPEG(t, stored, 95), imagetest.EXIFSegment(o, be))
 				img, err := Decode(data, DefaultLimits())
 				if err != nil {
 					t.Fatalf("o=%d: %v", o, err)
@@ -324,35 +324,35 @@ func TestJPEGOrientationParsing(t *testing.T) {
 		want int
 	}{
 		{"none", jpg, 1},
-		{"le-6", withSegment(jpg, exifAPP1(6, false)), 6},
-		{"be-8", withSegment(jpg, exifAPP1(8, true)), 8},
-		{"after-xmp", withSegment(withSegment(jpg, exifAPP1(3, false)), xmp), 3},
-		{"out-of-range", withSegment(jpg, exifAPP1(9, false)), 1},
-		{"zero", withSegment(jpg, exifAPP1(0, false)), 1},
+		{"le-6", imagetest.InsertSegment(jpg, imagetest.EXIFSegment(6, false)), 6},
+		{"be-8", imagetest.InsertSegment(jpg, imagetest.EXIFSegment(8, true)), 8},
+		{"after-xmp", imagetest.InsertSegment(imagetest.InsertSegment(jpg, imagetest.EXIFSegment(3, false)), xmp), 3},
+		{"out-of-range", imagetest.InsertSegment(jpg, imagetest.EXIFSegment(9, false)), 1},
+		{"zero", imagetest.InsertSegment(jpg, imagetest.EXIFSegment(0, false)), 1},
 	}
 	// Corrupt the IFD offset and the segment length: must not panic, must
 	// fall back to 1.
-	badOff := exifAPP1(6, false)
+	badOff := imagetest.EXIFSegment(6, false)
 	badOff[4+6+4] = 0xff
 	cases = append(cases, struct {
 		name string
 		data []byte
 		want int
-	}{"bad-ifd-offset", withSegment(jpg, badOff), 1})
-	badLen := exifAPP1(6, false)
+	}{"bad-ifd-offset", imagetest.InsertSegment(jpg, badOff), 1})
+	badLen := imagetest.EXIFSegment(6, false)
 	badLen[2], badLen[3] = 0xff, 0xff
 	cases = append(cases, struct {
 		name string
 		data []byte
 		want int
-	}{"bad-seg-len", withSegment(jpg, badLen), 1})
+	}{"bad-seg-len", imagetest.InsertSegment(jpg, badLen), 1})
 	for _, c := range cases {
 		if got := jpegOrientation(c.data); got != c.want {
 			t.Errorf("%s: orientation %d, want %d", c.name, got, c.want)
 		}
 	}
 	// Every prefix of an EXIF blob must be handled without panicking.
-	full := withSegment(jpg, exifAPP1(6, false))
+	full := imagetest.InsertSegment(jpg, imagetest.EXIFSegment(6, false))
 	for i := range 80 {
 		_ = jpegOrientation(full[:i])
 	}
@@ -393,7 +393,7 @@ func FuzzDecode(f *testing.F) {
 	m := textured(24, 16)
 	jpg := imagetest.JPEG(f, m, 80)
 	f.Add(jpg)
-	f.Add(withSegment(jpg, exifAPP1(6, false)))
+	f.Add(imagetest.InsertSegment(jpg, imagetest.EXIFSegment(6, false)))
 	f.Add(jpg[:len(jpg)/2])
 	f.Add(imagetest.PNG(f, m))
 	f.Add(encGIF(f, image.NewPaletted(m.Rect, color.Palette{color.Black, color.White})))

@@ -171,43 +171,6 @@ func toNRGBA(m image.Image) *image.NRGBA {
 	return n
 }
 
-// exifAPP1 builds an APP1 segment holding a minimal TIFF structure: header,
-// IFD0 with an unrelated tag first (to exercise the tag scan) and then
-// Orientation (0x0112, SHORT, count 1), and no next IFD.
-func exifAPP1(orientation int, bigEndian bool) []byte {
-	var bo binary.AppendByteOrder = binary.LittleEndian
-	tiff := []byte("II*\x00")
-	if bigEndian {
-		bo = binary.BigEndian
-		tiff = []byte("MM\x00*")
-	}
-	tiff = bo.AppendUint32(tiff, 8) // IFD0 offset
-	tiff = bo.AppendUint16(tiff, 2) // entries
-	// ImageWidth (0x0100), LONG, 1, 1234 (ignored)
-	tiff = bo.AppendUint16(tiff, 0x0100)
-	tiff = bo.AppendUint16(tiff, 4)
-	tiff = bo.AppendUint32(tiff, 1)
-	tiff = bo.AppendUint32(tiff, 1234)
-	// Orientation
-	tiff = bo.AppendUint16(tiff, 0x0112)
-	tiff = bo.AppendUint16(tiff, 3)
-	tiff = bo.AppendUint32(tiff, 1)
-	tiff = bo.AppendUint16(tiff, uint16(orientation))
-	tiff = bo.AppendUint16(tiff, 0)
-	tiff = bo.AppendUint32(tiff, 0) // no next IFD
-	payload := append([]byte("Exif\x00\x00"), tiff...)
-	seg := []byte{0xff, 0xe1}
-	seg = binary.BigEndian.AppendUint16(seg, uint16(2+len(payload)))
-	return append(seg, payload...)
-}
-
-// withSegment inserts a marker segment right after SOI.
-func withSegment(jpg, seg []byte) []byte {
-	out := append([]byte{}, jpg[:2]...)
-	out = append(out, seg...)
-	return append(out, jpg[2:]...)
-}
-
 // jpegWithSize patches the SOF0 dimensions of a valid baseline JPEG.
 func jpegWithSize(t testing.TB, jpg []byte, w, h uint16) []byte {
 	t.Helper()

@@ -141,12 +141,29 @@ func Text() []byte {
 // EXIF inserts an APP1 EXIF segment with the given Orientation (1..8, or
 // anything else to test range checks) right after the SOI of jpg.
 func EXIF(jpg []byte, orientation int) []byte {
-	bo := binary.LittleEndian
+	return InsertSegment(jpg, EXIFSegment(orientation, false))
+}
+
+// EXIFSegment builds an APP1 segment holding a minimal TIFF structure: header,
+// IFD0 with an unrelated tag first (to exercise the tag scan) and then
+// Orientation (0x0112, SHORT, count 1), and no next IFD.
+func EXIFSegment(orientation int, bigEndian bool) []byte {
+	var bo binary.AppendByteOrder = binary.LittleEndian
 	tiff := []byte("II*\x00")
+	if bigEndian {
+		bo = binary.BigEndian
+		tiff = []byte("MM\x00*")
+	}
 	tiff = bo.AppendUint32(tiff, 8) // IFD0 offset
-	tiff = bo.AppendUint16(tiff, 1) // one entry
+	tiff = bo.AppendUint16(tiff, 2) // entries
+	// ImageWidth (0x0100), LONG, 1, 1234 (ignored)
+	tiff = bo.AppendUint16(tiff, 0x0100)
+	tiff = bo.AppendUint16(tiff, 4)
+	tiff = bo.AppendUint32(tiff, 1)
+	tiff = bo.AppendUint32(tiff, 1234)
+	// Orientation
 	tiff = bo.AppendUint16(tiff, 0x0112)
-	tiff = bo.AppendUint16(tiff, 3) // SHORT
+	tiff = bo.AppendUint16(tiff, 3)
 	tiff = bo.AppendUint32(tiff, 1)
 	tiff = bo.AppendUint16(tiff, uint16(orientation))
 	tiff = bo.AppendUint16(tiff, 0)
@@ -154,7 +171,11 @@ func EXIF(jpg []byte, orientation int) []byte {
 	payload := append([]byte("Exif\x00\x00"), tiff...)
 	seg := []byte{0xff, 0xe1}
 	seg = binary.BigEndian.AppendUint16(seg, uint16(2+len(payload)))
-	seg = append(seg, payload...)
+	return append(seg, payload...)
+}
+
+// InsertSegment inserts a marker segment right after the SOI of jpg.
+func InsertSegment(jpg, seg []byte) []byte {
 	out := append([]byte{}, jpg[:2]...)
 	out = append(out, seg...)
 	return append(out, jpg[2:]...)
