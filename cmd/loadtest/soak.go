@@ -509,12 +509,10 @@ func (s *soak) searchOwn(ctx context.Context, id string) error {
 	return nil
 }
 
-var missQueries = []string{"", "?k=3", "?rerank=qe"}
-
 // searchOther searches by a photo that is not in the catalogue, sometimes
 // with a label filter or query expansion.
 func (s *soak) searchOther(ctx context.Context, r *rand.Rand) error {
-	q := missQueries[r.IntN(len(missQueries))]
+	q := [...]string{"", "?k=3", "?rerank=qe"}[r.IntN(3)]
 	label := ""
 	if r.IntN(4) == 0 {
 		label = soakLabel("x", r.IntN(16))
