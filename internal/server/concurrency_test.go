@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,54 +171,15 @@ func TestConcurrentHTTP(t *testing.T) {
 		}
 	}
 
-	var gate sync.RWMutex
-	deadline := time.Now().Add(d)
-	running := func() bool { return time.Now().Before(deadline) && !t.Failed() }
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 3))
-			for running() {
-				gate.RLock()
-				err := h.write(owned[w], r)
-				gate.RUnlock()
-				if err != nil {
-					t.Errorf("writer %d: %v", w, err)
-					return
-				}
-			}
-		})
-	}
-	for g := range readers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(g), 4))
-			for running() {
-				if err := h.read(r); err != nil {
-					t.Errorf("reader %d: %v", g, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Go(func() {
-		for running() {
-			time.Sleep(300 * time.Millisecond)
-			gate.Lock()
-			err := h.verify(f.st, false)
-			gate.Unlock()
-			if err != nil {
-				t.Errorf("quiescent point: %v", err)
-				return
-			}
-			h.quiescent.Add(1)
-		}
+	q, err := storetest.Stress(storetest.StressConfig{
+		Duration: d, Writers: writers, Readers: readers, Seed: 3,
+		Write:  func(w int, r *rand.Rand) error { return h.write(owned[w], r) },
+		Read:   h.read,
+		Verify: func() error { return h.verify(f.st, false) },
 	})
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	if err := h.verify(f.st, false); err != nil {
-		t.Fatalf("at the end: %v", err)
+	h.quiescent.Add(int64(q))
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// What the API acknowledged is what a reopened store holds.

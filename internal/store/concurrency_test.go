@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,57 +104,15 @@ func testConcurrentAddRemoveSearch(t *testing.T, vectors string, d time.Duration
 	for _, e := range seed {
 		m.EndAdd(e.ID)
 	}
-	// Writers hold gate for reading during each write; the quiescent
-	// checker takes it for writing, so it sees no write in flight.
-	var gate sync.RWMutex
-	deadline := time.Now().Add(d)
-	running := func() bool { return time.Now().Before(deadline) && !t.Failed() }
-
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 1))
-			for running() {
-				gate.RLock()
-				err := stressWrite(ctx, s, m, owned[w], never, r, &c)
-				gate.RUnlock()
-				if err != nil {
-					t.Errorf("writer %d: %v", w, err)
-					return
-				}
-			}
-		})
-	}
-	for g := range searcher {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(g), 2))
-			for running() {
-				if err := stressRead(ctx, s, m, r, &c); err != nil {
-					t.Errorf("reader %d: %v", g, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Go(func() {
-		for running() {
-			time.Sleep(300 * time.Millisecond)
-			gate.Lock()
-			err := verifyModel(ctx, s, m)
-			gate.Unlock()
-			if err != nil {
-				t.Errorf("quiescent point: %v", err)
-				return
-			}
-			c.quiescent.Add(1)
-		}
+	q, err := storetest.Stress(storetest.StressConfig{
+		Duration: d, Writers: writers, Readers: searcher, Seed: 1,
+		Write:  func(w int, r *rand.Rand) error { return stressWrite(ctx, s, m, owned[w], never, r, &c) },
+		Read:   func(r *rand.Rand) error { return stressRead(ctx, s, m, r, &c) },
+		Verify: func() error { return verifyModel(ctx, s, m) },
 	})
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	if err := verifyModel(ctx, s, m); err != nil {
-		t.Fatalf("at the end: %v", err)
+	c.quiescent.Add(int64(q))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
