@@ -84,4 +84,3 @@ func Stress(c StressConfig) (quiescent int, err error) {
 	}
 	return int(checks.Load()), nil
 }
-
