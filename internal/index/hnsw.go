@@ -641,20 +641,23 @@ func (h *HNSW) link(q uint32, s *hnswScratch) {
 		}
 		cur = s.sorted[0]
 		s.sel = h.selectNeighbours(s.sorted, h.m, s.sel)
+		maxLinks := h.m
+		if l == 0 {
+			maxLinks = h.m0
+		}
 
 		mu := h.lock(q)
 		mu.Lock()
 		blk := h.linksAt(q, l)
+		if blk[0] > 0 {
+			s.sel = h.keepLinksIn(q, blk, s.sel, maxLinks, s)
+		}
 		blk[0] = uint32(len(s.sel))
 		for k, c := range s.sel {
 			blk[1+k] = c.id
 		}
 		mu.Unlock()
 
-		maxLinks := h.m
-		if l == 0 {
-			maxLinks = h.m0
-		}
 		for _, c := range s.sel {
 			h.addLink(c.id, q, c.d, l, maxLinks, s)
 		}
@@ -666,6 +669,23 @@ func (h *HNSW) link(q uint32, s *hnswScratch) {
 		}
 		h.epMu.Unlock()
 	}
+}
+
+// keepLinksIn merges into sel the links that blk, q's own block, already
+// holds. Nodes of the same batch link in parallel: one that found q before
+// q was linked has added itself to q's block, and may have no other way in,
+// so overwriting the block would leave it unreachable. Past maxLinks the
+// neighbour heuristic chooses. mu of q must be held.
+func (h *HNSW) keepLinksIn(q uint32, blk []uint32, sel []hnswCand, maxLinks int, s *hnswScratch) []hnswCand {
+	vq := h.vec(q)
+	s.tmp = append(s.tmp[:0], sel...)
+	for _, e := range blk[1 : 1+blk[0]] {
+		if !slices.ContainsFunc(sel, func(c hnswCand) bool { return c.id == e }) {
+			s.tmp = append(s.tmp, hnswCand{1 - vek32.Dot(vq, h.vec(e)), e})
+		}
+	}
+	slices.SortFunc(s.tmp, byDist)
+	return h.selectNeighbours(s.tmp, maxLinks, sel)
 }
 
 // addLink adds q to n's links at level l, re-selecting with the heuristic

@@ -463,3 +463,64 @@ func TestHNSWGrowAfterLoad(t *testing.T) {
 		t.Fatalf("%d of %d nodes not found first by their own vector after growing a loaded graph", miss, tried)
 	}
 }
+
+// Nodes of one batch link in parallel, and one may find another before
+// that one has linked itself; every node must stay reachable all the same
+// (a full-width search finds each by its own vector).
+func TestHNSWParallelBatchKeepsNodesReachable(t *testing.T) {
+	ctx := context.Background()
+	h, err := NewHNSW(16, HNSWConfig{Workers: 4, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	vec := func() []float32 {
+		v := make([]float32, 16)
+		var n float64
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+			n += float64(v[i]) * float64(v[i])
+		}
+		for i := range v {
+			v[i] /= float32(math.Sqrt(n))
+		}
+		return v
+	}
+	live := map[string][]float32{}
+	next := 0
+	for batch := range 500 {
+		var ids []string
+		var vecs [][]float32
+		for range 2 + r.IntN(3) {
+			ids = append(ids, fmt.Sprintf("n%05d", next))
+			vecs = append(vecs, vec())
+			next++
+		}
+		if err := h.AddBatch(ctx, ids, vecs); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			live[id] = vecs[i]
+		}
+		// Churn as a catalogue does, so that most nodes are tombstones.
+		for id := range live {
+			if len(live) > 60 {
+				h.Remove(id)
+				delete(live, id)
+			}
+			break
+		}
+		for _, id := range ids {
+			if _, ok := live[id]; !ok {
+				continue
+			}
+			got, err := h.SearchEf(ctx, live[id], 1, 1<<20, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].ID != id {
+				t.Fatalf("batch %d: %s unreachable (%d live of %d nodes): found %v", batch, id, h.Len(), h.Nodes(), got)
+			}
+		}
+	}
+}
