@@ -52,6 +52,10 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.WhitenDim, "whiten-dim", cfg.WhitenDim, "whitening output dimension (0 = input)")
 	fs.Float64Var(&cfg.Shrink, "shrink", cfg.Shrink, "whitening eigenvalue shrinkage")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for the class hold-out, sampling and initialisation")
+	var keep runs.Retention
+	fs.IntVar(&keep.Every, "keep-every", 10, "keep every N-th checkpoint besides the best and the last (0 = only those two)")
+	fs.BoolVar(&keep.All, "keep-all", false, "keep every checkpoint")
+	patience := fs.Int("patience", runs.DefaultPatience, "stop after this many epochs without a better validation mAP (0 = run every epoch)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -90,7 +94,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: *valFrac, AugViews: views}
+	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: *valFrac, AugViews: views, Keep: keep, Patience: *patience}
 	sum, err := runs.Train(ctx, eng, set, spec, runs.TrainOptions{
 		Dir: runs.Dir(ef.runsDir), Run: *run, Resume: *resume, Files: fopt, Log: stdout,
 		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },

@@ -21,7 +21,10 @@ import (
 )
 
 // FormatVersion is bumped when a stored bundle would be read differently.
-const FormatVersion = 1
+// Version 2 keeps weights in a safetensors file beside the JSON recipe and
+// lets an ensemble refer to its members' files; version 1 (weights inline as
+// JSON numbers) is still read.
+const FormatVersion = 2
 
 // Bundle is the serialisable recipe: either one backbone (Backbone,
 // Describe, optional Heads) or an ensemble (Members), plus an optional
@@ -36,15 +39,27 @@ type Bundle struct {
 	Members  []Member          `json:"members,omitempty"`
 	Rerank   *rerank.Params    `json:"rerank,omitempty"`
 	Notes    string            `json:"notes,omitempty"`
+	// Tensors names the safetensors file that holds the weights (version 2);
+	// Load fills Heads' weights from it, Save writes it.
+	Tensors *TensorFile `json:"tensors,omitempty"`
+
+	// path is the file the bundle was loaded from or saved to, so an
+	// ensemble saved later can refer to it instead of copying its weights.
+	path string
 }
 
 // Member is one single-backbone bundle of an ensemble. The ensemble
 // descriptor concatenates Weight x (member descriptor) and renormalises, so
 // its cosine similarity is the Weight²-weighted mean of the members'
 // similarities: concatenation and similarity averaging are the same thing.
+//
+// A member saved in its own file is stored as Ref (a path relative to the
+// ensemble's file) and ID, which Load checks, instead of a copy.
 type Member struct {
-	Bundle Bundle  `json:"bundle"`
+	Bundle Bundle  `json:"bundle,omitzero"`
 	Weight float64 `json:"weight"`
+	Ref    string  `json:"ref,omitempty"`
+	ID     string  `json:"id,omitempty"`
 }
 
 // IsEnsemble reports whether the bundle combines several members.
@@ -61,7 +76,7 @@ func Default(backboneName string) (Bundle, error) {
 
 // Validate checks every part against the others.
 func (b Bundle) Validate() error {
-	if b.Version != FormatVersion {
+	if b.Version != FormatVersion && b.Version != 1 {
 		return fmt.Errorf("bundle: version %d not supported (want %d)", b.Version, FormatVersion)
 	}
 	if b.Rerank != nil {
@@ -133,8 +148,14 @@ func (b Bundle) ID() string {
 	return b.Name + "-" + hex.EncodeToString(h[:6])
 }
 
-// Load reads a bundle JSON file: one JSON object, no unknown fields.
+// Load reads a bundle: one JSON object with no unknown fields, the
+// safetensors file it names (checked against its sha256) and the files of
+// the members it refers to.
 func Load(path string) (Bundle, error) {
+	return load(path, true)
+}
+
+func load(path string, allowRefs bool) (Bundle, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("bundle: %w", err)
@@ -148,23 +169,97 @@ func Load(path string) (Bundle, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Bundle{}, fmt.Errorf("bundle %s: data after the JSON object", path)
 	}
+	dir := filepath.Dir(path)
+	for i := range b.Members {
+		m := &b.Members[i]
+		if m.Ref == "" {
+			continue
+		}
+		if !allowRefs {
+			return Bundle{}, fmt.Errorf("bundle %s: a member file cannot refer to other members", path)
+		}
+		if !m.Bundle.IsZero() {
+			return Bundle{}, fmt.Errorf("bundle %s: member %d has both a ref and an inline bundle", path, i)
+		}
+		mb, err := load(filepath.Join(dir, filepath.FromSlash(m.Ref)), false)
+		if err != nil {
+			return Bundle{}, fmt.Errorf("bundle %s: member %d: %w", path, i, err)
+		}
+		if m.ID != "" && mb.ID() != m.ID {
+			return Bundle{}, fmt.Errorf("bundle %s: member %d (%s) has ID %s, the ensemble was made with %s", path, i, m.Ref, mb.ID(), m.ID)
+		}
+		m.Bundle = mb
+	}
+	if err := b.readTensors(dir); err != nil {
+		return Bundle{}, fmt.Errorf("bundle %s: %w", path, err)
+	}
 	if err := b.Validate(); err != nil {
 		return Bundle{}, fmt.Errorf("%s: %w", path, err)
 	}
+	b.path = path
 	return b, nil
 }
 
+// IsZero reports whether b is the zero bundle (an absent inline member).
+func (b Bundle) IsZero() bool {
+	return b.Version == 0 && b.Name == "" && b.Backbone.Name == "" && len(b.Heads) == 0 && len(b.Members) == 0 && b.Rerank == nil && b.Tensors == nil
+}
+
+// Path is the file the bundle was loaded from or last saved to ("" if none).
+func (b Bundle) Path() string { return b.path }
+
 // Save writes the bundle atomically (temp file, fsync, rename), so a crash
-// never leaves half a checkpoint behind.
-func (b Bundle) Save(path string) error {
+// never leaves half a checkpoint behind: the weights go to a safetensors file
+// beside path (same name, extension .safetensors), written first, and the
+// JSON recipe that names them last. Members that were loaded from or saved
+// to their own file are referred to, not copied.
+func (b *Bundle) Save(path string) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(b, "", "  ")
+	out := *b
+	out.Version = FormatVersion
+	out.Tensors = nil
+	if b.Tensors != nil && b.Tensors.Half {
+		out.Tensors = &TensorFile{Half: true}
+	}
+	out.Members = append([]Member(nil), b.Members...)
+	dir := filepath.Dir(path)
+	for i := range out.Members {
+		m := &out.Members[i]
+		m.Ref, m.ID = "", ""
+		src := m.Bundle.path
+		if src == "" || m.Bundle.tensorCount() == 0 {
+			continue
+		}
+		abs, err := filepath.Abs(src)
+		if err != nil {
+			return err
+		}
+		absDir, err := filepath.Abs(dir)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(absDir, abs)
+		if err != nil {
+			return fmt.Errorf("bundle: member %d: %w", i, err)
+		}
+		m.Ref, m.ID = filepath.ToSlash(rel), m.Bundle.ID()
+	}
+	tf, err := out.writeTensors(path)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(data, '\n'))
+	out.Tensors = tf
+	data, err := json.MarshalIndent(out.stripped(), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(path, append(data, '\n')); err != nil {
+		return err
+	}
+	b.path = path
+	return nil
 }
 
 // TempPrefix starts the names of WriteFileAtomic's temporary files, so that

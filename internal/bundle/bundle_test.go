@@ -26,7 +26,7 @@ func TestSaveLoadAndIDs(t *testing.T) {
 	if withQE.ID() != a.ID() {
 		t.Fatal("re-ranking must not change the descriptor ID")
 	}
-	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{a, 1}, {b, 0.5}}}
+	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{Bundle: a, Weight: 1}, {Bundle: b, Weight: 0.5}}}
 	if err := ens.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestSaveLoadAndIDs(t *testing.T) {
 		t.Fatal("ID changed across save/load")
 	}
 	reweighted := ens
-	reweighted.Members = []Member{{a, 1}, {b, 0.7}}
+	reweighted.Members = []Member{{Bundle: a, Weight: 1}, {Bundle: b, Weight: 0.7}}
 	if reweighted.ID() == ens.ID() {
 		t.Fatal("weights must change the ensemble ID")
 	}
@@ -55,9 +55,9 @@ func TestValidateRejects(t *testing.T) {
 	a, _ := Default("coral_mnv1")
 	for name, b := range map[string]Bundle{
 		"version":      {Version: 99, Backbone: a.Backbone, Describe: a.Describe},
-		"zero weight":  {Version: FormatVersion, Members: []Member{{a, 0}}},
-		"mixed":        {Version: FormatVersion, Backbone: a.Backbone, Members: []Member{{a, 1}}},
-		"nested":       {Version: FormatVersion, Members: []Member{{Bundle{Version: FormatVersion, Members: []Member{{a, 1}}}, 1}}},
+		"zero weight":  {Version: FormatVersion, Members: []Member{{Bundle: a, Weight: 0}}},
+		"mixed":        {Version: FormatVersion, Backbone: a.Backbone, Members: []Member{{Bundle: a, Weight: 1}}},
+		"nested":       {Version: FormatVersion, Members: []Member{{Bundle: Bundle{Version: FormatVersion, Members: []Member{{Bundle: a, Weight: 1}}}, Weight: 1}}},
 		"bad settings": {Version: FormatVersion, Backbone: a.Backbone},
 		"bad rerank":   {Version: FormatVersion, Backbone: a.Backbone, Describe: a.Describe, Rerank: &rerank.Params{QE: -1}},
 	} {

@@ -226,3 +226,41 @@ func TestHeadCloneIsDeep(t *testing.T) {
 		t.Fatal("clone shares storage")
 	}
 }
+
+func TestFoldKeepsDescriptors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	randv := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	hs := Heads{
+		{Kind: KindLw, In: 40, Out: 20, Mean: randv(40), W: randv(20 * 40)},
+		{Kind: KindLinear, In: 20, Out: 8, W: randv(8 * 20)},
+	}
+	f := hs.Fold()
+	if len(f) != 1 || f[0].In != 40 || f[0].Out != 8 || f[0].Kind != "lw+linear" {
+		t.Fatalf("folded to %+v", f)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		x := randv(40)
+		a, b := hs.Apply(x), f.Apply(x)
+		var dot float64
+		for j := range a {
+			dot += float64(a[j]) * float64(b[j])
+		}
+		if dot < 0.99999 {
+			t.Fatalf("cosine %v between chained and folded heads", dot)
+		}
+	}
+	// A stage with its own mean, or an MLP, cannot fold.
+	hs[1].Mean = randv(20)
+	if len(hs.Fold()) != 2 {
+		t.Fatal("folded a stage that subtracts its own mean")
+	}
+}

@@ -1,12 +1,16 @@
 // Package runs keeps training runs on disk the way NSML did: one folder per
-// run, one checkpoint folder per epoch holding a complete model bundle and the
-// epoch's figures, so any checkpoint can be listed, scored or served later.
+// run, one checkpoint folder per kept epoch holding a complete model bundle
+// and the epoch's figures, so any checkpoint can be listed, scored or served
+// later.
 //
-//	runs/NAME/run.json              what was trained on, and how
-//	runs/NAME/epoch-007/bundle.json complete model bundle
-//	runs/NAME/epoch-007/metrics.json loss, validation mAP and R@1
-//	runs/NAME/curves.png            loss and validation mAP per epoch
+//	runs/NAME/run.json                     what was trained on, and how
+//	runs/NAME/epoch-007/bundle.json        the recipe (small JSON)
+//	runs/NAME/epoch-007/bundle.safetensors its weights, whitening and head folded into one matrix
+//	runs/NAME/epoch-007/metrics.json       loss, validation mAP and R@1
+//	runs/NAME/curves.png                   loss and validation mAP per epoch
 //
+// A run keeps its best and last checkpoints (and every N-th on request) and
+// stops once validation mAP has not improved for a few epochs.
 // "NAME/best" names the checkpoint with the highest validation mAP.
 package runs
 

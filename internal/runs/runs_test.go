@@ -110,7 +110,7 @@ func TestTrainCheckpointsBestResume(t *testing.T) {
 	cfg := train.DefaultConfig()
 	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 3, 4
 	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
-	spec := TrainSpec{Data: "data", Base: base, Config: cfg, ValFrac: 0.25, AugViews: []describe.View{{Scale: 16, Mirror: true}}}
+	spec := TrainSpec{Data: "data", Base: base, Config: cfg, ValFrac: 0.25, AugViews: []describe.View{{Scale: 16, Mirror: true}}, Keep: Retention{All: true}}
 	runsDir := filepath.Join(tmp, "runs")
 	var log bytes.Buffer
 	opt := TrainOptions{Dir: runsDir, Run: "r1", Log: &log}
@@ -166,6 +166,57 @@ func TestTrainCheckpointsBestResume(t *testing.T) {
 	}
 	if _, err := Resolve(runsDir, "../x/best"); err == nil {
 		t.Fatal("path-like run name resolved")
+	}
+}
+
+func TestTrainRetentionAndEarlyStop(t *testing.T) {
+	tmp := t.TempDir()
+	set := writeClasses(t, filepath.Join(tmp, "data"), 8, 6)
+	d, _ := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
+	cfg := train.DefaultConfig()
+	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 30, 4
+	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
+	spec := TrainSpec{Data: "d", Base: base, Config: cfg, ValFrac: 0.25, Keep: Retention{Every: 4}, Patience: 3}
+	runsDir := filepath.Join(tmp, "runs")
+	var log bytes.Buffer
+	sum, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "r", Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(sum.Epochs)
+	if n >= 30 || !strings.Contains(log.String(), "stopping early") {
+		t.Fatalf("ran %d of 30 epochs without improving:\n%s", n, log.String())
+	}
+	best := 1
+	for _, m := range sum.Epochs {
+		if m.ValMAP > sum.Epochs[best-1].ValMAP {
+			best = m.Epoch
+		}
+	}
+	if n-best != 3 {
+		t.Fatalf("stopped at epoch %d, best %d, patience 3", n, best)
+	}
+	cps, err := List(runsDir, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cps {
+		e := c.Metrics.Epoch
+		if e != best && e != n && e%4 != 0 {
+			t.Errorf("kept %s", c.Name)
+		}
+	}
+	want := map[int]bool{best: true, n: true}
+	for e := 4; e <= n; e += 4 {
+		want[e] = true
+	}
+	if len(cps) != len(want) {
+		t.Fatalf("kept %d checkpoints, want %v", len(cps), want)
+	}
+	// The kept checkpoint holds one folded matrix, not whitening + head.
+	b, err := bundle.Load(sum.Best.BundlePath())
+	if err != nil || len(b.Heads) != 1 {
+		t.Fatalf("best checkpoint: %v, %d head stages", err, len(b.Heads))
 	}
 }
 

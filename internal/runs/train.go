@@ -27,7 +27,30 @@ type TrainSpec struct {
 	AugViews   []describe.View `json:"aug_views,omitempty"`
 	Started    time.Time       `json:"started"`
 	ValClasses []string        `json:"val_classes"`
+	// Keep says which checkpoints stay on disk; Patience stops training
+	// after that many epochs without a better validation mAP (0 = never).
+	Keep     Retention `json:"keep"`
+	Patience int       `json:"patience,omitempty"`
 }
+
+// Retention chooses the checkpoints a run keeps: always the best (highest
+// validation mAP) and the last, plus every Every-th epoch (0 = none). A
+// folded checkpoint is one matrix of a few MB, so a 40-epoch run keeps a
+// handful of them rather than 40.
+type Retention struct {
+	Every int  `json:"every,omitempty"`
+	All   bool `json:"all,omitempty"`
+}
+
+// keeps reports whether epoch n stays, given the best and last epochs.
+func (r Retention) keeps(n, best, last int) bool {
+	return r.All || n == best || n == last || (r.Every > 0 && n%r.Every == 0)
+}
+
+// DefaultPatience stops training five epochs after the best validation
+// mAP: the default recipe's curves peak at epoch 2-3 of 40 (README,
+// "Training") and never recover after five flat epochs.
+const DefaultPatience = 5
 
 // Trainer is what training needs from an opened bundle.
 type Trainer interface {
@@ -155,6 +178,7 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 	}
 	var stats []train.EpochStats
 	var spent time.Duration
+	bestEpoch, bestMAP := -1, -1.0
 	saveEpoch := func(n int, loss float64, heads describe.Heads, elapsed time.Duration) error {
 		m := Metrics{Epoch: n, Loss: loss, Elapsed: elapsed, Time: time.Now().UTC()}
 		if m.ValMAP, m.ValR1, err = train.ValMAP(heads.ApplyBatch(valX), valY); err != nil {
@@ -167,9 +191,12 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		if n > 0 && n < spec.Config.Epochs {
 			left = fmt.Sprintf(", about %s left", (spent / time.Duration(n) * time.Duration(spec.Config.Epochs-n)).Round(time.Second))
 		}
+		if m.ValMAP > bestMAP {
+			bestEpoch, bestMAP = n, m.ValMAP
+		}
 		if !existing[n] {
 			b := spec.Base
-			b.Heads = heads
+			b.Heads = heads.Fold()
 			b.Name = opt.Run
 			b.Notes = fmt.Sprintf("run %s epoch %d: %s head on %s whitening", opt.Run, n, spec.Config.Loss, spec.Config.Whiten)
 			if err := saveCheckpoint(filepath.Join(runDir, CheckpointName(n)), b, m); err != nil {
@@ -182,6 +209,13 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		// Logged once saved, so a printed epoch is a durable checkpoint
 		// whatever happens to the process next.
 		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  (%s%s)\n", n, loss, m.ValMAP, m.ValR1, elapsed.Round(time.Millisecond), left)
+		if err := prune(runDir, func(e int) bool { return spec.Keep.keeps(e, bestEpoch, n) }); err != nil {
+			return err
+		}
+		if spec.Patience > 0 && n-bestEpoch >= spec.Patience {
+			logf("stopping early: no better validation mAP for %d epochs (best: epoch %d, %.4f)\n", spec.Patience, bestEpoch, bestMAP)
+			return train.ErrStop
+		}
 		return nil
 	}
 	if spec.Config.Loss == train.LossNone || spec.Config.Epochs == 0 {
@@ -203,6 +237,29 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 	sum.Best, _ = Best(cps)
 	sum.Wall = time.Since(start)
 	return sum, err
+}
+
+// prune deletes the checkpoints of a run that keep rejects. The metrics
+// file goes first, so a checkpoint half deleted by a crash is no longer
+// listed (List needs both files).
+func prune(runDir string, keep func(epoch int) bool) error {
+	dirs, err := filepath.Glob(filepath.Join(runDir, "epoch-*"))
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		var e int
+		if _, err := fmt.Sscanf(filepath.Base(d), "epoch-%d", &e); err != nil || keep(e) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d, "metrics.json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // usableItems drops unlabeled items and classes with fewer than two images

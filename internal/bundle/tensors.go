@@ -1,0 +1,301 @@
+package bundle
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"prodsearch/internal/describe"
+)
+
+// TensorFile names the safetensors file that holds a bundle's weights, with
+// its sha256 so that a recipe is never paired with the wrong weights.
+type TensorFile struct {
+	File   string `json:"file"` // relative to the bundle's JSON file
+	SHA256 string `json:"sha256"`
+	// Half stores the weights as IEEE float16, halving the file; descriptors
+	// then differ from float32 weights by about 1e-4 in cosine.
+	Half bool `json:"half,omitempty"`
+}
+
+// TensorPath is where Save writes the weights of the bundle saved at path.
+func TensorPath(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + ".safetensors"
+}
+
+// slot is one weight array of the bundle tree under its tensor name; shape
+// is what the recipe says it must be.
+type slot struct {
+	name  string
+	ptr   *[]float32
+	shape []uint64
+}
+
+// slots lists the weight arrays stored in this bundle's own tensor file:
+// its heads and those of inline members (members with a Ref live in their
+// own files). The names follow the bundle's JSON paths.
+func (b *Bundle) slots() []slot {
+	var out []slot
+	for i := range b.Members {
+		if b.Members[i].Ref != "" {
+			continue
+		}
+		for _, s := range b.Members[i].Bundle.slots() {
+			s.name = fmt.Sprintf("members.%d.%s", i, s.name)
+			out = append(out, s)
+		}
+	}
+	for i := range b.Heads {
+		h := &b.Heads[i]
+		in := h.In
+		if h.Hidden > 0 {
+			in = h.Hidden
+			out = append(out,
+				slot{fmt.Sprintf("heads.%d.w1", i), &h.W1, dims(h.Hidden, h.In)},
+				slot{fmt.Sprintf("heads.%d.b1", i), &h.B1, dims(h.Hidden)})
+		}
+		out = append(out,
+			slot{fmt.Sprintf("heads.%d.mean", i), &h.Mean, dims(h.In)},
+			slot{fmt.Sprintf("heads.%d.w", i), &h.W, dims(h.Out, in)})
+	}
+	return out
+}
+
+func dims(d ...int) []uint64 {
+	out := make([]uint64, len(d))
+	for i, v := range d {
+		out[i] = uint64(max(v, 0))
+	}
+	return out
+}
+
+// tensorCount is the number of non-empty weight arrays in the bundle and its
+// inline members.
+func (b *Bundle) tensorCount() int {
+	n := 0
+	for _, s := range b.slots() {
+		if len(*s.ptr) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// stripped returns a copy for the JSON recipe: weights and referenced
+// members' bundles left out, nothing shared with b that the copy changes.
+func (b Bundle) stripped() Bundle {
+	c := b
+	c.Heads = append(describe.Heads(nil), b.Heads...)
+	c.Members = append([]Member(nil), b.Members...)
+	for i := range c.Members {
+		if c.Members[i].Ref != "" {
+			c.Members[i].Bundle = Bundle{}
+		} else {
+			c.Members[i].Bundle = c.Members[i].Bundle.stripped()
+		}
+	}
+	for _, s := range c.slots() {
+		*s.ptr = nil
+	}
+	return c
+}
+
+// writeTensors writes the weights of b (whose members already carry their
+// Refs) beside path and returns the file's reference; nil if there are none.
+func (b *Bundle) writeTensors(path string) (*TensorFile, error) {
+	half := b.Tensors != nil && b.Tensors.Half
+	views := map[string]safetensors.TensorView{}
+	for _, s := range b.slots() {
+		v := *s.ptr
+		if len(v) == 0 {
+			continue
+		}
+		var data []byte
+		dt := safetensors.F32
+		if half {
+			dt = safetensors.F16
+			data = make([]byte, 0, 2*len(v))
+			for _, f := range v {
+				data = binary.LittleEndian.AppendUint16(data, f32ToF16(f))
+			}
+		} else {
+			data = make([]byte, 0, 4*len(v))
+			for _, f := range v {
+				data = binary.LittleEndian.AppendUint32(data, math.Float32bits(f))
+			}
+		}
+		shape := s.shape
+		if product(shape) != uint64(len(v)) {
+			shape = []uint64{uint64(len(v))}
+		}
+		tv, err := safetensors.NewTensorView(dt, shape, data)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: tensor %s: %w", s.name, err)
+		}
+		views[s.name] = tv
+	}
+	if len(views) == 0 {
+		return nil, nil
+	}
+	data, err := safetensors.Serialize(views, map[string]string{"format": "prodsearch-bundle"})
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	tp := TensorPath(path)
+	if err := WriteFileAtomic(tp, data); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	return &TensorFile{File: filepath.Base(tp), SHA256: hex.EncodeToString(sum[:]), Half: half}, nil
+}
+
+// readTensors fills b's weights from the file its recipe names. Every tensor
+// must be used, be float32 or float16 and have the recipe's shape.
+func (b *Bundle) readTensors(dir string) error {
+	if b.Tensors == nil {
+		return nil
+	}
+	tf := b.Tensors
+	if tf.File == "" || filepath.Base(tf.File) != tf.File {
+		return fmt.Errorf("tensors: file %q must be a plain name beside the bundle", tf.File)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, tf.File))
+	if err != nil {
+		return fmt.Errorf("tensors: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != tf.SHA256 {
+		return fmt.Errorf("tensors: %s has sha256 %s, the bundle expects %s", tf.File, got, tf.SHA256)
+	}
+	st, err := safetensors.Deserialize(data)
+	if err != nil {
+		return fmt.Errorf("tensors: %s: %w", tf.File, err)
+	}
+	used := map[string]bool{}
+	for _, s := range b.slots() {
+		tv, ok := st.Tensor(s.name)
+		if !ok {
+			continue
+		}
+		if len(*s.ptr) > 0 {
+			return fmt.Errorf("tensors: %s is both inline and in %s", s.name, tf.File)
+		}
+		if got, want := product(tv.Shape()), product(s.shape); got != want {
+			return fmt.Errorf("tensors: %s has %d values (shape %v), the recipe needs %d (shape %v)", s.name, got, tv.Shape(), want, s.shape)
+		}
+		v, err := toF32(tv)
+		if err != nil {
+			return fmt.Errorf("tensors: %s: %w", s.name, err)
+		}
+		*s.ptr = v
+		used[s.name] = true
+	}
+	var extra []string
+	for _, n := range st.Names() {
+		if !used[n] {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fmt.Errorf("tensors: %s holds tensors the recipe does not use: %s", tf.File, strings.Join(extra, ", "))
+	}
+	return nil
+}
+
+func product(shape []uint64) uint64 {
+	n := uint64(1)
+	for _, d := range shape {
+		if d != 0 && n > math.MaxUint64/d {
+			return math.MaxUint64
+		}
+		n *= d
+	}
+	return n
+}
+
+func toF32(tv safetensors.TensorView) ([]float32, error) {
+	raw := tv.Data()
+	switch tv.DType() {
+	case safetensors.F32:
+		out := make([]float32, len(raw)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		return out, nil
+	case safetensors.F16:
+		out := make([]float32, len(raw)/2)
+		for i := range out {
+			out[i] = f16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+		return out, nil
+	}
+	return nil, errors.New("dtype " + tv.DType().String() + " not supported (want F32 or F16)")
+}
+
+// f32ToF16 rounds to the nearest IEEE half (ties to even), saturating to
+// infinity past its range and flushing tiny values through subnormals.
+func f32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int((b>>23)&0xff) - 127 + 15
+	man := b & 0x7fffff
+	switch {
+	case (b>>23)&0xff == 0xff: // Inf or NaN
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	case exp >= 0x1f:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint32(14 - exp)
+		h := man >> shift
+		rem := man & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && h&1 == 1) {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp)<<10 | man>>13
+	rem := man & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // may carry into the exponent, which is still correct
+	}
+	return sign | uint16(h)
+}
+
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	case exp == 0:
+		if man == 0 {
+			return math.Float32frombits(sign)
+		}
+		// Subnormal half: value = man * 2^-24.
+		f := float32(man) * (1.0 / (1 << 24))
+		if sign != 0 {
+			f = -f
+		}
+		return f
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
+}

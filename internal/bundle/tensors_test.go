@@ -1,0 +1,219 @@
+package bundle
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/describe"
+)
+
+// trained returns a coral_mnv1 bundle with a whitening and a linear head of
+// random weights, as a training run would write.
+func trained(t *testing.T, seed uint64) Bundle {
+	t.Helper()
+	b, err := Default("coral_mnv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	randv := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	b.Heads = describe.Heads{
+		{Kind: describe.KindLw, In: 1024, Out: 64, Mean: randv(1024), W: randv(64 * 1024)},
+		{Kind: describe.KindLinear, In: 64, Out: 32, W: randv(32 * 64)},
+	}
+	return b
+}
+
+func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
+	dir := t.TempDir()
+	b := trained(t, 1)
+	p := filepath.Join(dir, "m.json")
+	if err := b.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := os.ReadFile(p)
+	if len(js) > 4096 {
+		t.Fatalf("recipe is %d bytes: weights leaked into the JSON", len(js))
+	}
+	st, err := os.Stat(TensorPath(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(4 * (1024 + 64*1024 + 32*64)); st.Size() < want || st.Size() > want+2048 {
+		t.Fatalf("tensor file %d bytes, want about %d", st.Size(), want)
+	}
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != b.ID() {
+		t.Fatal("weights changed across save/load")
+	}
+	if got.Path() != p {
+		t.Fatalf("Path %q", got.Path())
+	}
+
+	// Half precision: half the bytes, the same descriptors within 1e-3.
+	h := b
+	h.Tensors = &TensorFile{Half: true}
+	hp := filepath.Join(dir, "half.json")
+	if err := h.Save(hp); err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := os.Stat(TensorPath(hp))
+	if hs.Size()*2 > st.Size()+4096 {
+		t.Fatalf("half file %d bytes vs %d", hs.Size(), st.Size())
+	}
+	hb, err := Load(hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 1024)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)))
+	}
+	if c := cosine(b.Heads.Apply(x), hb.Heads.Apply(x)); c < 0.999 {
+		t.Fatalf("half-precision weights: cosine %v", c)
+	}
+}
+
+func TestLoadRefusesTamperedTensors(t *testing.T) {
+	dir := t.TempDir()
+	b := trained(t, 2)
+	p := filepath.Join(dir, "m.json")
+	if err := b.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(TensorPath(p))
+	data[len(data)-1] ^= 1
+	if err := os.WriteFile(TensorPath(p), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("flipped bit: %v", err)
+	}
+	if err := os.Remove(TensorPath(p)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "m.safetensors") {
+		t.Fatalf("missing tensors: %v", err)
+	}
+}
+
+func TestEnsembleRefersToMembers(t *testing.T) {
+	dir := t.TempDir()
+	a, b := trained(t, 3), trained(t, 4)
+	if err := a.Save(filepath.Join(dir, "members", "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Save(filepath.Join(dir, "members", "b.json")); err != nil {
+		t.Fatal(err)
+	}
+	frozen, _ := Default("mnv2_int8")
+	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{Bundle: a, Weight: 1}, {Bundle: b, Weight: 0.5}, {Bundle: frozen, Weight: 0.5}}}
+	p := filepath.Join(dir, "model.json")
+	if err := ens.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := os.ReadFile(p)
+	if !strings.Contains(string(js), `"ref": "members/a.json"`) || len(js) > 8192 {
+		t.Fatalf("ensemble copies its members:\n%s", js)
+	}
+	if _, err := os.Stat(TensorPath(p)); !os.IsNotExist(err) {
+		t.Fatalf("an ensemble of referred members wrote its own tensors: %v", err)
+	}
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != ens.ID() {
+		t.Fatal("ensemble ID changed across save/load")
+	}
+	// A member retrained in place no longer matches the ensemble.
+	c := trained(t, 5)
+	if err := c.Save(filepath.Join(dir, "members", "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "made with") {
+		t.Fatalf("changed member: %v", err)
+	}
+}
+
+func TestInlineMembersKeepTheirWeights(t *testing.T) {
+	dir := t.TempDir()
+	a := trained(t, 6)
+	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{Bundle: a, Weight: 1}, {Bundle: trained(t, 7), Weight: 1}}}
+	p := filepath.Join(dir, "e.json")
+	if err := ens.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != ens.ID() {
+		t.Fatal("inline members changed across save/load")
+	}
+}
+
+func TestVersion1StillLoads(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "v1.json")
+	js := `{"version":1,"name":"x","backbone":` + specJSON(t) + `,"describe":{"scales":[224],"flip":false,"pool":"gap","crop":0.6},
+	"heads":[{"kind":"linear","in":1024,"out":2,"w":[` + strings.Repeat("0.5,", 2047) + `0.5]}]}`
+	if err := os.WriteFile(p, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Dim() != 2 {
+		t.Fatalf("dim %d", b.Dim())
+	}
+}
+
+func TestFloat16RoundTrip(t *testing.T) {
+	for _, f := range []float32{0, 1, -2.5, 65504, 1e-5, -6e-8, 3.14159, 0.1} {
+		g := f16ToF32(f32ToF16(f))
+		if d := math.Abs(float64(g - f)); d > math.Abs(float64(f))/1000+6e-8 {
+			t.Errorf("%v -> %v", f, g)
+		}
+	}
+	if !math.IsInf(float64(f16ToF32(f32ToF16(1e6))), 1) {
+		t.Error("overflow must saturate to +Inf")
+	}
+}
+
+func specJSON(t *testing.T) string {
+	t.Helper()
+	b, err := Default("coral_mnv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(b.Backbone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func cosine(a, b []float32) float64 {
+	var d, na, nb float64
+	for i := range a {
+		d += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return d / math.Sqrt(na*nb)
+}
