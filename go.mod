@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/go-openapi/strfmt v0.23.0
+	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 	github.com/prometheus/client_golang v1.23.2
 	github.com/viterin/vek v0.4.3
 	github.com/weaviate/weaviate v1.33.0-rc.1
