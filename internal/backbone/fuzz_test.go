@@ -2,6 +2,7 @@ package backbone
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded spec %s: %v", out, err)
 		}
-		if again != s {
+		if !reflect.DeepEqual(again, s) {
 			t.Fatalf("round trip changed %+v to %+v", s, again)
 		}
 	})

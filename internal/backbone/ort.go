@@ -66,6 +66,23 @@ func Open(spec Spec, modelDir string, opt Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	so, err := newOptions(opt)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	sess, err := ort.NewDynamicAdvancedSession(path, []string{spec.Input}, []string{spec.Output}, so)
+	if err != nil {
+		releaseEnv()
+		return nil, fmt.Errorf("model %s (%s): %w", spec.Name, path, err)
+	}
+	return &Session{spec: spec, sess: sess}, nil
+}
+
+// newOptions acquires the environment and makes session options for the
+// given intra-op thread count; on success the caller owns one environment
+// reference and must Destroy the options.
+func newOptions(opt Options) (*ort.SessionOptions, error) {
 	lib, err := FindLibrary(opt.Library)
 	if err != nil {
 		return nil, err
@@ -78,25 +95,105 @@ func Open(spec Spec, modelDir string, opt Options) (*Session, error) {
 		releaseEnv()
 		return nil, fmt.Errorf("session options: %w", err)
 	}
-	defer so.Destroy()
 	threads := opt.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
 	if err := so.SetIntraOpNumThreads(threads); err != nil {
+		so.Destroy()
 		releaseEnv()
 		return nil, fmt.Errorf("intra-op threads: %w", err)
 	}
 	if err := so.SetInterOpNumThreads(1); err != nil {
+		so.Destroy()
 		releaseEnv()
 		return nil, fmt.Errorf("inter-op threads: %w", err)
 	}
-	sess, err := ort.NewDynamicAdvancedSession(path, []string{spec.Input}, []string{spec.Output}, so)
+	return so, nil
+}
+
+// Graph runs any float32 ONNX model held in memory with named inputs and
+// outputs, such as a trunk or tail cut out of a backbone by onnxgraph. Like
+// Session it is safe for concurrent use.
+type Graph struct {
+	sess    *ort.DynamicAdvancedSession
+	outputs []string
+	once    sync.Once
+}
+
+// OpenGraph starts a session for the serialized model.
+func OpenGraph(model []byte, inputs, outputs []string, opt Options) (*Graph, error) {
+	so, err := newOptions(opt)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
 	if err != nil {
 		releaseEnv()
-		return nil, fmt.Errorf("model %s (%s): %w", spec.Name, path, err)
+		return nil, fmt.Errorf("graph session: %w", err)
 	}
-	return &Session{spec: spec, sess: sess}, nil
+	return &Graph{sess: sess, outputs: outputs}, nil
+}
+
+// Run feeds one tensor per input, in the order given to OpenGraph, and
+// returns one tensor per output.
+func (g *Graph) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ins := make([]ort.Value, len(inputs))
+	defer func() {
+		for _, v := range ins {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, t := range inputs {
+		var v ort.Value
+		var err error
+		if t.U8 != nil {
+			v, err = ort.NewTensor(ort.NewShape(t.Shape...), t.U8)
+		} else {
+			v, err = ort.NewTensor(ort.NewShape(t.Shape...), t.Data)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("graph input %d %v: %w", i, t.Shape, err)
+		}
+		ins[i] = v
+	}
+	outs := make([]ort.Value, len(g.outputs))
+	if err := g.sess.Run(ins, outs); err != nil {
+		return nil, fmt.Errorf("graph run: %w", err)
+	}
+	res := make([]Tensor, len(outs))
+	for i, o := range outs {
+		ok := true
+		switch t := o.(type) {
+		case *ort.Tensor[float32]:
+			res[i] = Tensor{Data: append([]float32(nil), t.GetData()...), Shape: append([]int64(nil), t.GetShape()...)}
+		case *ort.Tensor[uint8]:
+			res[i] = Tensor{U8: append([]uint8(nil), t.GetData()...), Shape: append([]int64(nil), t.GetShape()...)}
+		default:
+			ok = false
+		}
+		o.Destroy()
+		if !ok {
+			return nil, fmt.Errorf("graph output %s is neither float32 nor uint8", g.outputs[i])
+		}
+	}
+	return res, nil
+}
+
+// Destroy releases the native session; calling it twice is harmless.
+func (g *Graph) Destroy() error {
+	var err error
+	g.once.Do(func() {
+		err = g.sess.Destroy()
+		releaseEnv()
+	})
+	return err
 }
 
 // Spec returns the spec the session was opened with.

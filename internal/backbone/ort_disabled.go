@@ -26,3 +26,17 @@ func (s *Session) Run(ctx context.Context, input []float32, n, h, w int) (Featur
 
 // Destroy does nothing.
 func (s *Session) Destroy() error { return nil }
+
+// Graph is unavailable without cgo; OpenGraph always fails.
+type Graph struct{}
+
+// OpenGraph fails: ONNX Runtime needs cgo.
+func OpenGraph(model []byte, inputs, outputs []string, opt Options) (*Graph, error) {
+	return nil, errNoCgo
+}
+
+// Run fails: ONNX Runtime needs cgo.
+func (g *Graph) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) { return nil, errNoCgo }
+
+// Destroy does nothing.
+func (g *Graph) Destroy() error { return nil }

@@ -17,3 +17,11 @@ func (f FeatureMap) At(i int) []float32 {
 	n := f.C * f.H * f.W
 	return f.Data[i*n : (i+1)*n]
 }
+
+// Tensor is an array with its shape, the unit a Graph reads and writes:
+// float32 in Data, or uint8 in U8 for the inner tensors of a quantised model.
+type Tensor struct {
+	Data  []float32
+	U8    []uint8
+	Shape []int64
+}

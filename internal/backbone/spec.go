@@ -50,6 +50,11 @@ type Spec struct {
 	Stride      int        `json:"stride,omitempty"`
 	MinSize     int        `json:"min_size,omitempty"`
 	DefaultSize int        `json:"default_size"`
+	// Blocks names, last block first, the tensor that enters each of the
+	// model's final blocks: fine-tuning K blocks cuts the graph at Blocks[K-1]
+	// and trains everything after it. Empty for a model that is only run
+	// frozen.
+	Blocks []string `json:"blocks,omitempty"`
 }
 
 // Validate reports the first field that cannot work.
@@ -69,6 +74,11 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("spec %s: channels must be positive", s.Name)
 	case s.DefaultSize <= 0:
 		return fmt.Errorf("spec %s: default_size must be positive", s.Name)
+	}
+	for i, b := range s.Blocks {
+		if b == "" {
+			return fmt.Errorf("spec %s: blocks[%d] is empty", s.Name, i)
+		}
 	}
 	if _, err := hex.DecodeString(s.SHA256); err != nil {
 		return fmt.Errorf("spec %s: sha256: %w", s.Name, err)
