@@ -175,11 +175,12 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	queries := fs.String("queries", "", "labelled queries: "+setHelp)
 	references := fs.String("references", "", "labelled references: "+setHelp)
 	dataRoot := fs.String("data-root", "", dataRootHelp)
-	asJSON := fs.Bool("json", false, "print one JSON object (map, map@1000, recall@1, recall@5, recall@10, queries)")
+	asJSON := fs.Bool("json", false, "print one JSON object (map, map@1000, mrr, recall@1, recall@5, recall@10, queries)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: prodsearch eval --ranking FILE --queries Q --references R [--json]\n\n"+
 			"AP = (1/R) * sum over ranks k of P(k)*rel(k), R = relevant references in the whole reference set;\n"+
-			"mAP@1000 cuts each list at 1000 with R unchanged; Recall@K = 1 if a relevant reference is in the top K.\n\nflags:\n")
+			"mAP@1000 cuts each list at 1000 with R unchanged; Recall@K = 1 if a relevant reference is in the top K;\n"+
+			"MRR = mean of 1/rank of the first relevant reference (= mAP when each query has one relevant reference).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {

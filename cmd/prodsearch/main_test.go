@@ -31,7 +31,7 @@ func write(t *testing.T, path, text string) {
 
 // TestEvalHandComputed scores a hand-made ranking: query q1 (label A, two
 // relevant refs) ranks a, x, b → AP = (1/1 + 2/3)/2; q2 (label B, one
-// relevant ref) ranks x, y, c → AP = 1/3 and R@1 = 0.
+// relevant ref) ranks x, y, c → AP = 1/3 and R@1 = 0; MRR = (1/1 + 1/3)/2.
 func TestEvalHandComputed(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "q.tsv"), "q1.jpg\tA\nq2.jpg\tB\n")
@@ -51,6 +51,9 @@ func TestEvalHandComputed(t *testing.T) {
 	}
 	if s["recall@1"] != 0.5 || s["recall@5"] != 1 || s["queries"] != 2 {
 		t.Fatalf("scores %v", s)
+	}
+	if d := s["mrr"] - (1+1.0/3)/2; d > 1e-9 || d < -1e-9 {
+		t.Fatalf("mrr %v, want 2/3", s["mrr"])
 	}
 	for _, key := range []string{"map@1000", "recall@10"} {
 		if _, ok := s[key]; !ok {

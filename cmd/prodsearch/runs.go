@@ -230,7 +230,8 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			run, ckpt = cp.Run, cp.Name
 		}
 	}
-	row := eval.Row{Run: run, Checkpoint: ckpt, Dataset: j.queries, MAP: s.MAP, MAPAt1000: s.MAPAt1000, R1: s.R1, SettingsHash: hash, Note: *note}
+	row := eval.ScoreRow(s)
+	row.Run, row.Checkpoint, row.Dataset, row.SettingsHash, row.Note = run, ckpt, j.queries, hash, *note
 	if err := eval.AppendLeaderboard(leaderboardPath(j.runsDir), row); err != nil {
 		return err
 	}

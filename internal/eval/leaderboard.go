@@ -22,15 +22,26 @@ import (
 // The leaderboard file is JSON Lines, one Row per line; readers ignore
 // fields they do not know, so rows can grow fields later.
 type Row struct {
-	Time         time.Time `json:"time"`
-	Run          string    `json:"run"`
-	Checkpoint   string    `json:"checkpoint"`
-	Dataset      string    `json:"dataset"`
-	MAP          float64   `json:"map"`
-	MAPAt1000    float64   `json:"map@1000"`
-	R1           float64   `json:"recall@1"`
-	SettingsHash string    `json:"settings_hash"`
-	Note         string    `json:"note,omitempty"`
+	Time       time.Time `json:"time"`
+	Run        string    `json:"run"`
+	Checkpoint string    `json:"checkpoint"`
+	Dataset    string    `json:"dataset"`
+	MAP        float64   `json:"map"`
+	MAPAt1000  float64   `json:"map@1000"`
+	R1         float64   `json:"recall@1"`
+	// MRR, R@5 and R@10 came later: rows written before have none, and
+	// nil shows as "-" rather than as a score of 0.
+	MRR          *float64 `json:"mrr,omitempty"`
+	R5           *float64 `json:"recall@5,omitempty"`
+	R10          *float64 `json:"recall@10,omitempty"`
+	SettingsHash string   `json:"settings_hash"`
+	Note         string   `json:"note,omitempty"`
+}
+
+// ScoreRow is the leaderboard row for s: every figure Scores has; the
+// caller fills in who, what and when.
+func ScoreRow(s Scores) Row {
+	return Row{MAP: s.MAP, MAPAt1000: s.MAPAt1000, R1: s.R1, MRR: &s.MRR, R5: &s.R5, R10: &s.R10}
 }
 
 // SettingsHash is the short hash a Row records for a run's settings: the
@@ -188,18 +199,26 @@ func SortRows(rows []Row) {
 func FormatLeaderboard(rows []Row) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\ttime (UTC)\trun\tcheckpoint\tdataset\tmAP\tmAP@1000\tR@1\tsettings\tnote")
+	fmt.Fprintln(tw, "#\ttime (UTC)\trun\tcheckpoint\tdataset\tmAP\tmAP@1000\tMRR\tR@1\tR@5\tR@10\tsettings\tnote")
 	for i, r := range rows {
 		t := ""
 		if !r.Time.IsZero() {
 			t = r.Time.UTC().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\n",
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.4f\t%.4f\t%s\t%.4f\t%s\t%s\t%s\t%s\n",
 			i+1, t, cell(r.Run), cell(r.Checkpoint), cell(r.Dataset),
-			r.MAP, r.MAPAt1000, r.R1, cell(r.SettingsHash), cell(r.Note))
+			r.MAP, r.MAPAt1000, optional(r.MRR), r.R1, optional(r.R5), optional(r.R10), cell(r.SettingsHash), cell(r.Note))
 	}
 	tw.Flush()
 	return b.String()
+}
+
+// optional formats a figure that older rows lack.
+func optional(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", *v)
 }
 
 // cell keeps a free-text field on one table row: control characters (tabs,

@@ -245,3 +245,37 @@ func TestSettingsHash(t *testing.T) {
 		t.Error("unhashable settings accepted")
 	}
 }
+
+func TestLeaderboardKeepsShopFigures(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lb.jsonl")
+	// A row written before MRR, R@5 and R@10 were kept.
+	old := `{"time":"2026-01-01T00:00:00Z","run":"old","checkpoint":"-","dataset":"d","map":0.3,"map@1000":0.3,"recall@1":0.4,"settings_hash":"h"}` + "\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	row := ScoreRow(Scores{MAP: 0.5, MAPAt1000: 0.45, MRR: 0.625, R1: 0.55, R5: 0.8, R10: 0.9})
+	row.Run = "new"
+	if err := AppendLeaderboard(path, row); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ReadLeaderboard(path)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("rows %v, err %v", rows, err)
+	}
+	if rows[0].MRR != nil || rows[0].R5 != nil || rows[0].R10 != nil {
+		t.Errorf("old row gained figures: %+v", rows[0])
+	}
+	n := rows[1]
+	if n.MRR == nil || *n.MRR != 0.625 || n.R5 == nil || *n.R5 != 0.8 || n.R10 == nil || *n.R10 != 0.9 || n.R1 != 0.55 || n.MAPAt1000 != 0.45 {
+		t.Errorf("new row = %+v, want MRR 0.625, R@5 0.8, R@10 0.9", n)
+	}
+	lines := strings.Split(strings.TrimSuffix(FormatLeaderboard(rows), "\n"), "\n")
+	col := strings.Index(lines[0], "MRR")
+	if col < 0 || lines[1][col:col+1] != "-" || lines[2][col:col+6] != "0.6250" {
+		t.Errorf("MRR column: want - for the old row and 0.6250 for the new:\n%s", strings.Join(lines, "\n"))
+	}
+	r10 := strings.Index(lines[0], "R@10")
+	if lines[2][r10:r10+6] != "0.9000" {
+		t.Errorf("R@10 column misaligned:\n%s", strings.Join(lines, "\n"))
+	}
+}

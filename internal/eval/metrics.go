@@ -1,5 +1,5 @@
 // Package eval holds the one definition of the retrieval metrics (mAP,
-// mAP@1000, Recall@K), the ranking-file contract, score reports and the
+// mAP@1000, MRR, Recall@K), the ranking-file contract, score reports and the
 // leaderboard, so every command scores and records runs the same way.
 //
 // Relevance is by label: a reference is relevant to a query when both carry
@@ -30,6 +30,7 @@ type Ranking struct {
 type Scores struct {
 	MAP       float64 `json:"map"`
 	MAPAt1000 float64 `json:"map@1000"`
+	MRR       float64 `json:"mrr"` // mean reciprocal rank of the first relevant reference
 	R1        float64 `json:"recall@1"`
 	R5        float64 `json:"recall@5"`
 	R10       float64 `json:"recall@10"`
@@ -46,6 +47,7 @@ type QueryResult struct {
 	AP       float64 `json:"ap"`
 	APAt1000 float64 `json:"ap@1000"`
 	FirstHit int     `json:"first_hit"` // 1-based rank of the first relevant reference; 0 if none
+	RR       float64 `json:"rr"`        // reciprocal rank: 1/FirstHit, 0 if none
 	Missing  bool    `json:"missing,omitempty"`
 }
 
@@ -139,19 +141,14 @@ func Evaluate(rankings []Ranking, queryLabels, refLabels map[string]string) (Eva
 			return Evaluation{}, fmt.Errorf("eval: query %q is ranked twice", rk.Query)
 		}
 		seen := make(map[string]struct{}, len(rk.Refs))
-		firstHit := 0
 		for i, ref := range rk.Refs {
-			refLabel, ok := refLabels[ref]
-			if !ok {
+			if _, ok := refLabels[ref]; !ok {
 				return Evaluation{}, fmt.Errorf("eval: query %q: rank %d: unknown or unlabeled reference %q", rk.Query, i+1, ref)
 			}
 			if _, dup := seen[ref]; dup {
 				return Evaluation{}, fmt.Errorf("eval: query %q: reference %q appears more than once", rk.Query, ref)
 			}
 			seen[ref] = struct{}{}
-			if firstHit == 0 && refLabel == label {
-				firstHit = i + 1
-			}
 		}
 		isRel := func(ref string) bool { return refLabels[ref] == label }
 		r := relevant[label]
@@ -161,7 +158,8 @@ func Evaluate(rankings []Ranking, queryLabels, refLabels map[string]string) (Eva
 			Relevant: r,
 			AP:       AveragePrecision(rk.Refs, isRel, r, 0),
 			APAt1000: AveragePrecision(rk.Refs, isRel, r, CutoffK),
-			FirstHit: firstHit,
+			FirstHit: FirstHit(rk.Refs, isRel),
+			RR:       ReciprocalRank(rk.Refs, isRel),
 		}
 	}
 
@@ -177,48 +175,63 @@ func Evaluate(rankings []Ranking, queryLabels, refLabels map[string]string) (Eva
 	// Sum in query order: map order would change the float sums' last bits
 	// from run to run.
 	slices.SortFunc(ev.PerQuery, func(a, b QueryResult) int { return cmp.Compare(a.Query, b.Query) })
-	var r1, r5, r10 int
 	for _, res := range ev.PerQuery {
 		ev.Scores.MAP += res.AP
 		ev.Scores.MAPAt1000 += res.APAt1000
-		if hitWithin(res.FirstHit, 1) {
-			r1++
-		}
-		if hitWithin(res.FirstHit, 5) {
-			r5++
-		}
-		if hitWithin(res.FirstHit, 10) {
-			r10++
-		}
+		ev.Scores.MRR += res.RR
+		ev.Scores.R1 += recallWithin(res.FirstHit, 1)
+		ev.Scores.R5 += recallWithin(res.FirstHit, 5)
+		ev.Scores.R10 += recallWithin(res.FirstHit, 10)
 	}
 	n := float64(len(queryLabels))
 	ev.Scores.Queries = len(queryLabels)
 	ev.Scores.MAP /= n
 	ev.Scores.MAPAt1000 /= n
-	ev.Scores.R1 = float64(r1) / n
-	ev.Scores.R5 = float64(r5) / n
-	ev.Scores.R10 = float64(r10) / n
+	ev.Scores.MRR /= n
+	ev.Scores.R1 /= n
+	ev.Scores.R5 /= n
+	ev.Scores.R10 /= n
 	return ev, nil
 }
 
-// RecallAt is Recall@k for one list: 1 if any of the first k references is
-// relevant, else 0.
-func RecallAt(refs []string, isRel func(string) bool, k int) float64 {
+// FirstHit is the 1-based rank of the first relevant reference in refs, 0
+// when there is none. Recall@K and the reciprocal rank are both read off it.
+func FirstHit(refs []string, isRel func(string) bool) int {
 	if isRel == nil {
 		return 0
 	}
 	for i, r := range refs {
-		if i >= k {
-			break
-		}
 		if isRel(r) {
-			return 1
+			return i + 1
 		}
 	}
 	return 0
 }
 
-func hitWithin(firstHit, k int) bool { return firstHit > 0 && firstHit <= k }
+// RecallAt is Recall@k for one list: 1 if any of the first k references is
+// relevant, else 0. Its mean over queries is what a shop reads as "the
+// right product in the first k".
+func RecallAt(refs []string, isRel func(string) bool, k int) float64 {
+	return recallWithin(FirstHit(refs[:min(max(k, 0), len(refs))], isRel), k)
+}
+
+// ReciprocalRank is 1/rank of the first relevant reference, 0 when the list
+// has none; its mean over queries is MRR. With exactly one relevant
+// reference per query (one catalogue image per product) it equals AP.
+func ReciprocalRank(refs []string, isRel func(string) bool) float64 {
+	if h := FirstHit(refs, isRel); h > 0 {
+		return 1 / float64(h)
+	}
+	return 0
+}
+
+// recallWithin is Recall@k given the first hit's rank.
+func recallWithin(firstHit, k int) float64 {
+	if firstHit > 0 && firstHit <= k {
+		return 1
+	}
+	return 0
+}
 
 // listSome joins up to n items and says how many were left out.
 func listSome(items []string, n int) string {

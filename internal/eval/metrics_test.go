@@ -66,6 +66,41 @@ func TestRecallAt(t *testing.T) {
 	if got := RecallAt(refs, relSet("nope"), 10); got != 0 {
 		t.Errorf("RecallAt without hits = %v, want 0", got)
 	}
+	if got := RecallAt(refs, rel, -1); got != 0 {
+		t.Errorf("RecallAt(k=-1) = %v, want 0", got)
+	}
+}
+
+func TestReciprocalRank(t *testing.T) {
+	cases := []struct {
+		name     string
+		refs     []string
+		rel      func(string) bool
+		firstHit int
+		want     float64
+	}{
+		{"hit first", []string{"a", "x"}, relSet("a"), 1, 1},
+		{"hit third", []string{"x", "y", "a", "b"}, relSet("a", "b"), 3, 1.0 / 3},
+		// Only the first relevant reference counts: b at rank 4 adds nothing.
+		{"two hits, first at 2", []string{"x", "a", "y", "b"}, relSet("a", "b"), 2, 0.5},
+		{"no hit", []string{"x", "y"}, relSet("a"), 0, 0},
+		{"empty list", nil, relSet("a"), 0, 0},
+		{"nil isRel", []string{"a"}, nil, 0, 0},
+	}
+	for _, c := range cases {
+		if got := FirstHit(c.refs, c.rel); got != c.firstHit {
+			t.Errorf("%s: FirstHit = %d, want %d", c.name, got, c.firstHit)
+		}
+		if got := ReciprocalRank(c.refs, c.rel); !near(got, c.want) {
+			t.Errorf("%s: ReciprocalRank = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// One relevant reference: RR equals AP, which is why a catalogue of one
+	// image per product reports MRR.
+	one := []string{"x", "y", "z", "a"}
+	if rr, ap := ReciprocalRank(one, relSet("a")), AveragePrecision(one, relSet("a"), 1, 0); !near(rr, ap) || !near(rr, 0.25) {
+		t.Errorf("single relevant: RR %v, AP %v; want both 1/4", rr, ap)
+	}
 }
 
 var (
@@ -86,14 +121,15 @@ func TestScore(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := ev.Scores
-	want := Scores{MAP: 0.5, MAPAt1000: 0.5, R1: 1.0 / 3, R5: 2.0 / 3, R10: 2.0 / 3, Queries: 3, Missing: 1}
-	if !near(s.MAP, want.MAP) || !near(s.MAPAt1000, want.MAPAt1000) || !near(s.R1, want.R1) ||
+	// RR: q1 1/2, q2 1, q3 0: MRR = 1.5/3.
+	want := Scores{MAP: 0.5, MAPAt1000: 0.5, MRR: 0.5, R1: 1.0 / 3, R5: 2.0 / 3, R10: 2.0 / 3, Queries: 3, Missing: 1}
+	if !near(s.MAP, want.MAP) || !near(s.MAPAt1000, want.MAPAt1000) || !near(s.MRR, want.MRR) || !near(s.R1, want.R1) ||
 		!near(s.R5, want.R5) || !near(s.R10, want.R10) || s.Queries != want.Queries || s.Missing != want.Missing {
 		t.Errorf("Scores = %+v, want %+v", s, want)
 	}
 	wantPQ := []QueryResult{
-		{Query: "q1", Label: "A", Relevant: 2, AP: 0.5, APAt1000: 0.5, FirstHit: 2},
-		{Query: "q2", Label: "B", Relevant: 1, AP: 1, APAt1000: 1, FirstHit: 1},
+		{Query: "q1", Label: "A", Relevant: 2, AP: 0.5, APAt1000: 0.5, FirstHit: 2, RR: 0.5},
+		{Query: "q2", Label: "B", Relevant: 1, AP: 1, APAt1000: 1, FirstHit: 1, RR: 1},
 		{Query: "q3", Label: "A", Relevant: 2, Missing: true},
 	}
 	if fmt.Sprint(ev.PerQuery) != fmt.Sprint(wantPQ) {
@@ -132,6 +168,10 @@ func TestScoreRecallCutoffs(t *testing.T) {
 	wantMAP := (1.0 + 1.0/2 + 1.0/5 + 1.0/6 + 1.0/10 + 1.0/11) / 6
 	if !near(s.MAP, wantMAP) {
 		t.Errorf("MAP = %v, want %v", s.MAP, wantMAP)
+	}
+	// One relevant reference per query: MRR = mAP.
+	if !near(s.MRR, wantMAP) {
+		t.Errorf("MRR = %v, want %v", s.MRR, wantMAP)
 	}
 }
 
@@ -193,10 +233,11 @@ func TestListSome(t *testing.T) {
 }
 
 func TestTable(t *testing.T) {
-	s := Scores{MAP: 0.5, MAPAt1000: 0.25, R1: 1.0 / 3, R5: 0.8, R10: 1, Queries: 80, Missing: 2}
+	s := Scores{MAP: 0.5, MAPAt1000: 0.25, MRR: 0.625, R1: 1.0 / 3, R5: 0.8, R10: 1, Queries: 80, Missing: 2}
 	want := "" +
 		"mAP       0.5000\n" +
 		"mAP@1000  0.2500\n" +
+		"MRR       0.6250\n" +
 		"R@1       0.3333\n" +
 		"R@5       0.8000\n" +
 		"R@10      1.0000\n" +

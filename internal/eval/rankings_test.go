@@ -15,7 +15,7 @@ func TestScoresJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"map":0.5,"map@1000":0,"recall@1":0,"recall@5":0,"recall@10":0,"queries":3}`
+	want := `{"map":0.5,"map@1000":0,"mrr":0,"recall@1":0,"recall@5":0,"recall@10":0,"queries":3}`
 	if string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}

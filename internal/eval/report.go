@@ -16,6 +16,7 @@ func (s Scores) Table() string {
 	}{
 		{"mAP", s.MAP},
 		{"mAP@1000", s.MAPAt1000},
+		{"MRR", s.MRR},
 		{"R@1", s.R1},
 		{"R@5", s.R5},
 		{"R@10", s.R10},

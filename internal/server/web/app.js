@@ -189,9 +189,9 @@ async function loadLeaderboard() {
     const fmt = (x) => (typeof x === "number" ? x.toFixed(4) : "");
     const rows = r.rows.map((row, i) => {
       const tr = el("tr");
-      const cells = [i + 1, row.run, row.checkpoint, row.dataset, fmt(row.map), fmt(row["map@1000"]), fmt(row["recall@1"]),
+      const cells = [i + 1, row.run, row.checkpoint, row.dataset, fmt(row.map), fmt(row["map@1000"]), fmt(row.mrr), fmt(row["recall@1"]),
         row.time ? new Date(row.time).toLocaleString() : "", row.note || ""];
-      cells.forEach((v, j) => tr.append(el("td", j >= 4 && j <= 6 ? "num" : "", String(v))));
+      cells.forEach((v, j) => tr.append(el("td", j >= 4 && j <= 7 ? "num" : "", String(v))));
       return tr;
     });
     $("#leaderboard tbody").replaceChildren(...rows);
