@@ -14,6 +14,7 @@ import (
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/describe"
+	"prodsearch/internal/vec"
 )
 
 // fakeRunner stands in for ONNX Runtime: a 2×2 feature map that depends on
@@ -42,7 +43,7 @@ func (f *fakeRunner) Run(_ context.Context, input []float32, n, h, w int) (backb
 		if err := describe.Pool(pooled, m, c, 4, describe.PoolGeM, 3); err != nil {
 			return fm, err
 		}
-		describe.Normalize(pooled)
+		vec.Normalize(pooled)
 		f.views = append(f.views, pooled...)
 	}
 	return fm, nil

@@ -7,6 +7,7 @@ import (
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/describe"
+	"prodsearch/internal/vec"
 )
 
 // Options say where the runtime and models are and how many threads to use.
@@ -100,7 +101,7 @@ func (e *Engine) concat(parts [][]float32) []float32 {
 			out = append(out, w*x)
 		}
 	}
-	describe.Normalize(out)
+	vec.Normalize(out)
 	return out
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/imageio"
+	"prodsearch/internal/vec"
 )
 
 // Settings choose how a feature map becomes a descriptor. They are part of a
@@ -199,7 +200,7 @@ func (d *Describer) DescribeBatch(ctx context.Context, imgs []image.Image) ([][]
 		}
 	}
 	for _, a := range acc {
-		Normalize(a)
+		vec.Normalize(a)
 	}
 	return acc, tm, nil
 }
@@ -266,7 +267,7 @@ func (d *Describer) DescribeScale(ctx context.Context, imgs []image.Image, s int
 			if err := Pool(pooled, fm.At(j), fm.C, fm.H*fm.W, d.set.Pool, d.set.P); err != nil {
 				return nil, nil, tm, err
 			}
-			Normalize(pooled)
+			vec.Normalize(pooled)
 			if v.mirror {
 				mirrored[v.img] = pooled
 			} else {

@@ -11,6 +11,7 @@ import (
 
 	"prodsearch/internal/cache"
 	"prodsearch/internal/imageio"
+	"prodsearch/internal/vec"
 )
 
 // Store caches backbone descriptors by describer key and content hash;
@@ -79,7 +80,7 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 		for _, v := range vs {
 			addTo(acc, v)
 		}
-		Normalize(acc)
+		vec.Normalize(acc)
 		out[i] = acc
 	}
 	return out, fails, st, nil

@@ -3,7 +3,7 @@ package describe
 import (
 	"errors"
 	"fmt"
-	"math"
+	"prodsearch/internal/vec"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -98,7 +98,7 @@ func (h *Head) Validate() error {
 		name string
 		v    []float32
 	}{{"mean", h.Mean}, {"w1", h.W1}, {"b1", h.B1}, {"w", h.W}} {
-		if i := firstNonFinite(p.v); i >= 0 {
+		if i := vec.FirstNonFinite(p.v); i >= 0 {
 			return fmt.Errorf("head %q: %s[%d] = %v: %w", h.Kind, p.name, i, p.v[i], ErrNotFinite)
 		}
 	}
@@ -166,7 +166,7 @@ func (h Head) Clone() Head {
 // Validate once after loading a head.
 func (h *Head) Apply(x []float32) []float32 {
 	if h == nil {
-		return normalizedCopy(x)
+		return vec.Normalized(x)
 	}
 	if len(x) != h.In {
 		return nil
@@ -185,7 +185,7 @@ func (h *Head) ApplyBatch(xs [][]float32) [][]float32 {
 	if h == nil {
 		out := make([][]float32, len(xs))
 		for i, x := range xs {
-			out[i] = normalizedCopy(x)
+			out[i] = vec.Normalized(x)
 		}
 		return out
 	}
@@ -238,7 +238,7 @@ func (h *Head) ApplyBatch(xs [][]float32) [][]float32 {
 			impl.Sgemm(blas.NoTrans, blas.Trans, n, h.Out, h.Hidden, 1, hb, h.Hidden, h.W, h.Hidden, 0, y, h.Out)
 		}
 		for i := 0; i < n; i++ {
-			Normalize(out[start+i])
+			vec.Normalize(out[start+i])
 		}
 	}
 	return out
@@ -247,7 +247,7 @@ func (h *Head) ApplyBatch(xs [][]float32) [][]float32 {
 // Apply runs the chain on one descriptor; nil if its length does not match.
 func (hs Heads) Apply(x []float32) []float32 {
 	if len(hs) == 0 {
-		return normalizedCopy(x)
+		return vec.Normalized(x)
 	}
 	for i := range hs {
 		x = hs[i].Apply(x)
@@ -277,15 +277,6 @@ func (hs Heads) ApplyBatch(xs [][]float32) [][]float32 {
 // was expected.
 var ErrNotFinite = errors.New("value is not finite")
 
-func normalizedCopy(x []float32) []float32 {
-	c := cloneF32(x)
-	if c == nil {
-		c = []float32{}
-	}
-	Normalize(c)
-	return c
-}
-
 func cloneF32(v []float32) []float32 {
 	if v == nil {
 		return nil
@@ -293,16 +284,6 @@ func cloneF32(v []float32) []float32 {
 	c := make([]float32, len(v))
 	copy(c, v)
 	return c
-}
-
-func firstNonFinite(v []float32) int {
-	for i, a := range v {
-		f := float64(a)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return i
-		}
-	}
-	return -1
 }
 
 // Fold merges consecutive linear stages into one matrix wherever the maths

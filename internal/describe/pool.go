@@ -66,18 +66,3 @@ func Pool(dst, fmap []float32, c, hw int, method string, p float64) error {
 	}
 	return nil
 }
-
-// Normalize scales v to unit L2 length in place; a zero vector stays zero.
-func Normalize(v []float32) {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	if s == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(s))
-	for i := range v {
-		v[i] *= inv
-	}
-}

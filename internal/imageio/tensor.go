@@ -3,7 +3,7 @@ package imageio
 import (
 	"fmt"
 	"image"
-	"math"
+	"prodsearch/internal/vec"
 )
 
 // Tensor layouts accepted by PixelNorm.Layout.
@@ -49,7 +49,7 @@ func (n PixelNorm) Validate() error {
 	if n.Layout != LayoutNCHW && n.Layout != LayoutNHWC {
 		return fmt.Errorf("imageio: pixel norm: layout %q, want %q or %q", n.Layout, LayoutNCHW, LayoutNHWC)
 	}
-	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	finite := func(v float32) bool { return vec.IsFinite(float64(v)) }
 	if !finite(n.Scale) || n.Scale == 0 {
 		return fmt.Errorf("imageio: pixel norm: scale %v must be finite and non-zero", n.Scale)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"prodsearch/internal/vec"
 	"runtime"
 )
 
@@ -119,10 +120,8 @@ func checkID(id string) error {
 // checkFinite rejects NaN and infinities, which would make scores unordered
 // and rankings meaningless.
 func checkFinite(v []float32) error {
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return fmt.Errorf("non-finite value %v at component %d", x, i)
-		}
+	if i := vec.FirstNonFinite(v); i >= 0 {
+		return fmt.Errorf("non-finite value %v at component %d", v[i], i)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"prodsearch/internal/vec/vectest"
 	"slices"
 	"testing"
 
@@ -191,19 +192,6 @@ func naiveSearch(f *Flat, q []float32, k int, filter func(int) bool) []Hit {
 	return all
 }
 
-func randUnit(r *rand.Rand, d int) []float32 {
-	v := make([]float32, d)
-	var s float64
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-		s += float64(v[i]) * float64(v[i])
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(s))
-	}
-	return v
-}
-
 // randomFlat builds an index with n vectors, about a fifth of them exact
 // copies of earlier ones (ties), under shuffled IDs so that ID order differs
 // from position order.
@@ -211,7 +199,7 @@ func randomFlat(t testing.TB, r *rand.Rand, n, d int, opts ...Option) *Flat {
 	f := NewFlat(d, opts...)
 	perm := r.Perm(n)
 	for i := range n {
-		v := randUnit(r, d)
+		v := vectest.Unit(r, d)
 		if i > 0 && r.IntN(5) == 0 {
 			v = slices.Clone(f.Vector(r.IntN(i)))
 		}
@@ -237,7 +225,7 @@ func TestSearchMatchesNaive(t *testing.T) {
 			filter = func(i int) bool { return keep[i] }
 		}
 		// Half the queries are stored vectors, so their duplicates tie.
-		q := randUnit(r, d)
+		q := vectest.Unit(r, d)
 		if r.IntN(2) == 0 {
 			q = slices.Clone(f.Vector(r.IntN(n)))
 		}
@@ -294,7 +282,7 @@ func TestSearchBatchMatchesSearch(t *testing.T) {
 		f := randomFlat(t, r, n, d, opts...)
 		qs := make([][]float32, r.IntN(40))
 		for i := range qs {
-			qs[i] = randUnit(r, d)
+			qs[i] = vectest.Unit(r, d)
 			if r.IntN(3) == 0 {
 				qs[i] = slices.Clone(f.Vector(r.IntN(n)))
 			}
@@ -318,7 +306,7 @@ func TestSearchBatchMatchesSearch(t *testing.T) {
 func TestCancellation(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	f := randomFlat(t, r, 200, 8)
-	qs := [][]float32{randUnit(r, 8), randUnit(r, 8)}
+	qs := [][]float32{vectest.Unit(r, 8), vectest.Unit(r, 8)}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -357,7 +345,7 @@ func TestCancellation(t *testing.T) {
 func TestConcurrentReaders(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	f := randomFlat(t, r, 300, 16, WithThreads(2))
-	q := randUnit(r, 16)
+	q := vectest.Unit(r, 16)
 	want := naiveSearch(f, q, 10, nil)
 	done := make(chan error)
 	for range 4 {

@@ -52,21 +52,22 @@ type candidate struct {
 	pos   int32
 }
 
-// topK keeps the k best candidates seen so far in a bounded min-heap whose
-// root is the worst retained candidate, so that rejecting a candidate (the
-// common case once the heap is full) costs one comparison.
+// topK keeps the k best candidates seen so far in a bounded heap whose root
+// is the worst retained candidate.
 type topK struct {
-	k    int
-	ids  []string // position -> ID, for tie-breaking
-	heap []candidate
+	k   int
+	ids []string // position -> ID, for tie-breaking
+	h   heap[candidate]
 }
 
 func newTopK(k int, ids []string) *topK {
-	return &topK{k: k, ids: ids, heap: make([]candidate, 0, min(k, 1<<16))}
+	t := &topK{k: k, ids: ids}
+	t.h = heap[candidate]{items: make([]candidate, 0, min(k, 1<<16)), less: t.worse}
+	return t
 }
 
 // reset empties the selection, keeping its storage.
-func (t *topK) reset() { t.heap = t.heap[:0] }
+func (t *topK) reset() { t.h.reset() }
 
 // worse reports whether a ranks after b (the inverse of Better on hits).
 func (t *topK) worse(a, b candidate) bool {
@@ -76,62 +77,20 @@ func (t *topK) worse(a, b candidate) bool {
 	return t.ids[a.pos] > t.ids[b.pos]
 }
 
-// push offers a candidate to the selection.
+// push offers a candidate to the selection. A score below the worst retained
+// one is rejected here, without the call through the heap's comparison.
 func (t *topK) push(score float32, pos int) {
-	if t.k <= 0 {
+	if t.h.len() == t.k && t.k > 0 && score < t.h.top().score {
 		return
 	}
-	c := candidate{score: score, pos: int32(pos)}
-	if len(t.heap) < t.k {
-		t.heap = append(t.heap, c)
-		t.up(len(t.heap) - 1)
-		return
-	}
-	root := t.heap[0]
-	if score < root.score || !t.worse(root, c) {
-		return
-	}
-	t.heap[0] = c
-	t.down(0)
-}
-
-func (t *topK) up(i int) {
-	h := t.heap
-	for i > 0 {
-		p := (i - 1) / 2
-		if !t.worse(h[i], h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func (t *topK) down(i int) {
-	h := t.heap
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && t.worse(h[r], h[l]) {
-			m = r
-		}
-		if !t.worse(h[m], h[i]) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
+	t.h.offer(candidate{score: score, pos: int32(pos)}, t.k)
 }
 
 // hits returns the retained candidates as hits, best first. The selection is
 // left in an unspecified state; reset it before reuse.
 func (t *topK) hits() []Hit {
-	out := make([]Hit, len(t.heap))
-	for i, c := range t.heap {
+	out := make([]Hit, t.h.len())
+	for i, c := range t.h.items {
 		out[i] = Hit{ID: t.ids[c.pos], Index: int(c.pos), Score: c.score}
 	}
 	SortHits(out)

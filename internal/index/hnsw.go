@@ -405,8 +405,8 @@ type hnswCand struct {
 type hnswScratch struct {
 	visited []uint32
 	epoch   uint32
-	cand    []hnswCand // min-heap on d
-	res     []hnswCand // max-heap on d
+	cand    heap[hnswCand] // nearest first
+	res     heap[hnswCand] // farthest first
 	nb      []uint32
 	sorted  []hnswCand
 	sel     []hnswCand
@@ -418,7 +418,7 @@ func (h *HNSW) getScratch() *hnswScratch {
 	if s, ok := h.scratch.Get().(*hnswScratch); ok {
 		return s
 	}
-	return &hnswScratch{}
+	return &hnswScratch{cand: heap[hnswCand]{less: nearer}, res: heap[hnswCand]{less: farther}}
 }
 
 func (s *hnswScratch) resetVisited(n int) {
@@ -441,80 +441,10 @@ func (s *hnswScratch) visit(i uint32) bool {
 	return true
 }
 
-func pushMin(h []hnswCand, c hnswCand) []hnswCand {
-	h = append(h, c)
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if h[p].d <= h[i].d {
-			break
-		}
-		h[p], h[i] = h[i], h[p]
-		i = p
-	}
-	return h
-}
-
-func popMin(h []hnswCand) (hnswCand, []hnswCand) {
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h = h[:n]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h[l].d < h[m].d {
-			m = l
-		}
-		if r < n && h[r].d < h[m].d {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	return top, h
-}
-
-func pushMax(h []hnswCand, c hnswCand) []hnswCand {
-	h = append(h, c)
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if h[p].d >= h[i].d {
-			break
-		}
-		h[p], h[i] = h[i], h[p]
-		i = p
-	}
-	return h
-}
-
-func popMax(h []hnswCand) []hnswCand {
-	n := len(h) - 1
-	h[0] = h[n]
-	h = h[:n]
-	siftDownMax(h)
-	return h
-}
-
-// siftDownMax restores the max-heap after its root changed.
-func siftDownMax(h []hnswCand) {
-	n := len(h)
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h[l].d > h[m].d {
-			m = l
-		}
-		if r < n && h[r].d > h[m].d {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-}
+// nearer orders candidates nearest first (the beam's queue); farther orders
+// them farthest first (its bounded result set, whose root is the worst kept).
+func nearer(a, b hnswCand) bool  { return a.d < b.d }
+func farther(a, b hnswCand) bool { return a.d > b.d }
 
 // greedy walks level l towards q one best neighbour at a time (ef = 1).
 func (h *HNSW) greedy(q []float32, cur hnswCand, l int, s *hnswScratch) hnswCand {
@@ -537,17 +467,17 @@ func (h *HNSW) greedy(q []float32, cur hnswCand, l int, s *hnswScratch) hnswCand
 // visited (budget <= 0: unbounded). Results are left in s.res.
 func (h *HNSW) searchLayer(q []float32, ep hnswCand, ef, l int, accept func(uint32) bool, budget int, s *hnswScratch) bool {
 	s.resetVisited(len(h.levels))
-	s.cand, s.res = s.cand[:0], s.res[:0]
+	s.cand.reset()
+	s.res.reset()
 	s.visit(ep.id)
-	s.cand = pushMin(s.cand, ep)
+	s.cand.push(ep)
 	if accept == nil || accept(ep.id) {
-		s.res = pushMax(s.res, ep)
+		s.res.push(ep)
 	}
 	visited := 1
-	for len(s.cand) > 0 {
-		var c hnswCand
-		c, s.cand = popMin(s.cand)
-		if len(s.res) >= ef && c.d > s.res[0].d {
+	for s.cand.len() > 0 {
+		c := s.cand.pop()
+		if s.res.len() >= ef && c.d > s.res.top().d {
 			break
 		}
 		s.nb = h.neighbours(c.id, l, s.nb)
@@ -557,12 +487,12 @@ func (h *HNSW) searchLayer(q []float32, ep hnswCand, ef, l int, accept func(uint
 			}
 			visited++
 			d := h.dist(q, e)
-			if len(s.res) < ef || d < s.res[0].d {
-				s.cand = pushMin(s.cand, hnswCand{d, e})
+			if s.res.len() < ef || d < s.res.top().d {
+				s.cand.push(hnswCand{d, e})
 				if accept == nil || accept(e) {
-					s.res = pushMax(s.res, hnswCand{d, e})
-					if len(s.res) > ef {
-						s.res = popMax(s.res)
+					s.res.push(hnswCand{d, e})
+					if s.res.len() > ef {
+						s.res.pop()
 					}
 				}
 			}
@@ -631,7 +561,7 @@ func (h *HNSW) link(q uint32, s *hnswScratch) {
 	}
 	for l := min(lq, top); l >= 0; l-- {
 		h.searchLayer(vq, cur, h.efC, l, nil, 0, s)
-		s.sorted = append(s.sorted[:0], s.res...)
+		s.sorted = append(s.sorted[:0], s.res.items...)
 		slices.SortFunc(s.sorted, byDist)
 		if len(s.sorted) > 0 && s.sorted[0].id == q {
 			s.sorted = s.sorted[1:]
@@ -764,10 +694,10 @@ func (h *HNSW) SearchEf(ctx context.Context, q []float32, k, ef int, filter func
 		budget = len(h.levels) / 4
 	}
 	complete := h.searchLayer(q, cur, ef, 0, accept, budget, s)
-	if !complete || len(s.res) < k {
+	if !complete || s.res.len() < k {
 		return h.scan(ctx, q, k, accept)
 	}
-	return h.hits(s.res, k), nil
+	return h.hits(s.res.items, k), nil
 }
 
 // hits converts candidates to the best k hits, ordered as Flat orders them.
@@ -782,7 +712,7 @@ func (h *HNSW) hits(cands []hnswCand, k int) []Hit {
 
 // scan is the exact fallback for selective filters; mu must be read-locked.
 func (h *HNSW) scan(ctx context.Context, q []float32, k int, accept func(uint32) bool) ([]Hit, error) {
-	var res []hnswCand
+	res := heap[hnswCand]{less: farther}
 	for i := range uint32(len(h.levels)) {
 		if i&4095 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -792,15 +722,9 @@ func (h *HNSW) scan(ctx context.Context, q []float32, k int, accept func(uint32)
 		if !accept(i) {
 			continue
 		}
-		d := h.dist(q, i)
-		if len(res) < k {
-			res = pushMax(res, hnswCand{d, i})
-		} else if d < res[0].d {
-			res[0] = hnswCand{d, i}
-			siftDownMax(res)
-		}
+		res.offer(hnswCand{h.dist(q, i), i}, k)
 	}
-	return h.hits(res, k), nil
+	return h.hits(res.items, k), nil
 }
 
 // SearchBatch runs Search for each query on Workers goroutines.

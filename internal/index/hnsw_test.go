@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"prodsearch/internal/vec/vectest"
 	"runtime"
 	"slices"
 	"sync"
@@ -23,28 +24,10 @@ import (
 func synthClusters(seed uint64, n, dim, perCluster int, spread float64) [][]float32 {
 	r := rand.New(rand.NewPCG(seed, 1))
 	nc := max(1, n/perCluster)
-	centers := make([][]float64, nc)
-	for c := range centers {
-		centers[c] = make([]float64, dim)
-		for j := range centers[c] {
-			centers[c][j] = r.NormFloat64()
-		}
-	}
+	centers := vectest.Centres(r, nc, dim)
 	out := make([][]float32, n)
 	for i := range out {
-		c := centers[r.IntN(nc)]
-		v := make([]float32, dim)
-		var norm float64
-		for j := range v {
-			x := c[j] + spread*r.NormFloat64()
-			v[j] = float32(x)
-			norm += x * x
-		}
-		inv := float32(1 / math.Sqrt(norm))
-		for j := range v {
-			v[j] *= inv
-		}
-		out[i] = v
+		out[i] = vectest.Near(r, centers[r.IntN(nc)], spread)
 	}
 	return out
 }
@@ -474,18 +457,7 @@ func TestHNSWParallelBatchKeepsNodesReachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
-	vec := func() []float32 {
-		v := make([]float32, 16)
-		var n float64
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-			n += float64(v[i]) * float64(v[i])
-		}
-		for i := range v {
-			v[i] /= float32(math.Sqrt(n))
-		}
-		return v
-	}
+	vec := func() []float32 { return vectest.Unit(r, 16) }
 	live := map[string][]float32{}
 	next := 0
 	for batch := range 500 {

@@ -69,7 +69,7 @@ func (f *Flat) Search(ctx context.Context, q []float32, k int, filter func(i int
 	}
 	sel := sels[0]
 	for _, s := range sels[1:] {
-		for _, c := range s.heap {
+		for _, c := range s.h.items {
 			sel.push(c.score, int(c.pos))
 		}
 	}

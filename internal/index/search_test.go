@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"prodsearch/internal/vec/vectest"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -139,7 +140,7 @@ func TestGemmVariantAgrees(t *testing.T) {
 	// rounding, so compare on well-separated random data by ID sets).
 	r := rand.New(rand.NewPCG(9, 9))
 	f := randomFlat(t, r, 300, 32, WithThreads(2))
-	qs := [][]float32{randUnit(r, 32), randUnit(r, 32)}
+	qs := [][]float32{vectest.Unit(r, 32), vectest.Unit(r, 32)}
 	want, err := f.SearchBatch(context.Background(), qs, 5)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec"
 )
 
 // DBA performs database-side augmentation: every reference is replaced by
@@ -120,7 +121,7 @@ func finishDBA(refs Corpus, sums []float32) (*index.Flat, error) {
 	n, d := refs.Len(), refs.Dim()
 	ids := make([]string, n)
 	for i := range n {
-		normalize32(sums[i*d : (i+1)*d])
+		vec.Normalize(sums[i*d : (i+1)*d])
 		ids[i] = refs.ID(i)
 	}
 	vecs := sums

@@ -116,19 +116,3 @@ func axpy32(acc []float32, w float32, x []float32) {
 		acc[i] += w * v
 	}
 }
-
-// normalize32 scales v to unit length in place (the norm computed in
-// float64); a zero vector is left as is.
-func normalize32(v []float32) {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	if ss == 0 {
-		return
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i, x := range v {
-		v[i] = float32(float64(x) * inv)
-	}
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/viterin/vek/vek32"
 
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec/vectest"
 )
 
 func approxEqual(t *testing.T, what string, got []float32, want []float64) {
@@ -124,26 +125,8 @@ func TestDBAHand(t *testing.T) {
 // queriesPer queries per class, with labels.
 func clusters(seed uint64, nc, refsPer, queriesPer, d int, noise float64) (refs, queries [][]float32, refLabel, queryLabel []int) {
 	r := rand.New(rand.NewPCG(seed, seed+1))
-	centres := make([][]float64, nc)
-	for c := range centres {
-		centres[c] = make([]float64, d)
-		for j := range centres[c] {
-			centres[c][j] = r.NormFloat64()
-		}
-	}
-	sample := func(c int) []float32 {
-		v := make([]float32, d)
-		var s float64
-		for j := range v {
-			x := centres[c][j] + noise*r.NormFloat64()
-			v[j] = float32(x)
-			s += x * x
-		}
-		for j := range v {
-			v[j] /= float32(math.Sqrt(s))
-		}
-		return v
-	}
+	centres := vectest.Centres(r, nc, d)
+	sample := func(c int) []float32 { return vectest.Near(r, centres[c], noise) }
 	for c := range nc {
 		for range refsPer {
 			refs = append(refs, sample(c))

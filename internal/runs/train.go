@@ -15,6 +15,7 @@ import (
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/train"
+	"prodsearch/internal/vec"
 )
 
 // TrainSpec is what `prodsearch train` was asked to do; it is written to
@@ -127,7 +128,7 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 				base[k] += f
 			}
 		}
-		describe.Normalize(base)
+		vec.Normalize(base)
 		x = append(x, append([][]float32{base}, vs[nBase:]...))
 		labels = append(labels, items[i].Label)
 	}

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec"
 )
 
 // FileName is the bbolt file inside a store directory.
@@ -420,10 +420,8 @@ func (s *Store) validate(e *Entry) error {
 	if len(e.Vector) != s.info.Dim {
 		return fmt.Errorf("%w: %q: descriptor has %d values, the store holds %d", ErrInvalid, e.ID, len(e.Vector), s.info.Dim)
 	}
-	for _, f := range e.Vector {
-		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
-			return fmt.Errorf("%w: %q: descriptor is not finite", ErrInvalid, e.ID)
-		}
+	if vec.FirstNonFinite(e.Vector) >= 0 {
+		return fmt.Errorf("%w: %q: descriptor is not finite", ErrInvalid, e.ID)
 	}
 	if len(e.Metadata) > 0 {
 		if len(e.Metadata) > MaxMetadataLen {

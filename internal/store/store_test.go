@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"prodsearch/internal/vec/vectest"
 	"slices"
 	"strings"
 	"testing"
@@ -19,17 +20,7 @@ func unitVec(id string, dim int) []float32 {
 	for _, c := range id {
 		seed = seed*31 + uint64(c)
 	}
-	r := rand.New(rand.NewPCG(seed, 7))
-	v := make([]float32, dim)
-	var n float64
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-		n += float64(v[i]) * float64(v[i])
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
+	return vectest.Unit(rand.New(rand.NewPCG(seed, 7)), dim)
 }
 
 func entry(id, label string, dim int) Entry {

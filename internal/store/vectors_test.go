@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec"
 )
 
 // randomEntries makes n labelled entries with unit vectors drawn around a
@@ -28,29 +29,10 @@ func randomEntries(n, dim int, seed uint64) []Entry {
 		for j := range v {
 			v[j] = centres[c][j] + 0.6*float32(r.NormFloat64())/float32(dim)*8
 		}
-		normalise(v)
+		vec.Normalize(v)
 		es[i] = Entry{ID: fmt.Sprintf("r-%05d", i), Label: fmt.Sprintf("c%02d", c), Vector: v}
 	}
 	return es
-}
-
-func normalise(v []float32) {
-	var n float32
-	for _, x := range v {
-		n += x * x
-	}
-	n = 1 / sqrt32(n)
-	for i := range v {
-		v[i] *= n
-	}
-}
-
-func sqrt32(x float32) float32 {
-	z := x
-	for range 30 {
-		z = (z + x/z) / 2
-	}
-	return z
 }
 
 func openWith(t *testing.T, dir, vectors string) *Store {

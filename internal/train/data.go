@@ -3,7 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
-	"math"
+	"prodsearch/internal/vec"
 	"sort"
 )
 
@@ -37,7 +37,7 @@ func checkMatrix(X [][]float32, minRows int) (int, error) {
 		if len(row) != d {
 			return 0, fmt.Errorf("%w: row %d has %d values, row 0 has %d", ErrDimMismatch, i, len(row), d)
 		}
-		if j := firstNonFinite(row); j >= 0 {
+		if j := vec.FirstNonFinite(row); j >= 0 {
 			return 0, fmt.Errorf("%w: row %d, component %d is %v", ErrNotFinite, i, j, row[j])
 		}
 	}
@@ -81,35 +81,13 @@ func classIndex(labels []string, n int, minPerClass int) (ids []int, names []str
 	return ids, names, members, nil
 }
 
-func firstNonFinite(v []float32) int {
-	for i, a := range v {
-		f := float64(a)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return i
-		}
-	}
-	return -1
-}
-
 // normalizeRows scales each row of the row-major n x d matrix m to unit L2
 // norm, storing the norms (0 rows stay 0).
 func normalizeRows(m []float32, n, d int, norms []float32) {
 	for i := 0; i < n; i++ {
-		row := m[i*d : (i+1)*d]
-		var s float64
-		for _, a := range row {
-			s += float64(a) * float64(a)
-		}
-		r := math.Sqrt(s)
+		r := vec.Normalize(m[i*d : (i+1)*d])
 		if norms != nil {
 			norms[i] = float32(r)
-		}
-		if r == 0 {
-			continue
-		}
-		inv := float32(1 / r)
-		for j := range row {
-			row[j] *= inv
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"prodsearch/internal/describe"
+	"prodsearch/internal/vec"
 )
 
 // Whitening names accepted in Config.Whiten.
@@ -129,7 +130,7 @@ func (c Config) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, a...))
 	}
-	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	finite := vec.IsFinite
 	switch c.Whiten {
 	case WhitenNone, WhitenPCA, WhitenLw:
 	default:
@@ -380,7 +381,7 @@ func FitHead(ctx context.Context, cfg Config, prefix describe.Heads, x [][][]flo
 				copy(n.x[r*in:(r+1)*in], flat[offset[img[r]]+view[r]])
 			}
 			loss := n.lossGrad(b, cls)
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			if !vec.IsFinite(loss) {
 				return last, fmt.Errorf("train: loss diverged (%v) in epoch %d, step %d; lower lr", loss, ep, s)
 			}
 			lr = learningRate(cfg.Schedule, cfg.LR, step, total, warm)
@@ -451,7 +452,7 @@ func checkImages(x [][][]float32) (int, []int, error) {
 			if len(row) != d {
 				return 0, nil, fmt.Errorf("%w: image %d view %d has %d values, want %d", ErrDimMismatch, i, v, len(row), d)
 			}
-			if j := firstNonFinite(row); j >= 0 {
+			if j := vec.FirstNonFinite(row); j >= 0 {
 				return 0, nil, fmt.Errorf("%w: image %d view %d component %d is %v", ErrNotFinite, i, v, j, row[j])
 			}
 		}

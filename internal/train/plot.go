@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
+	"prodsearch/internal/vec"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -39,13 +39,13 @@ func PlotCurves(path string, epochs []EpochStats) error {
 	}
 	var loss, vmap, vr1 plotter.XYs
 	for _, e := range epochs {
-		if !math.IsNaN(e.Loss) && !math.IsInf(e.Loss, 0) {
+		if vec.IsFinite(e.Loss) {
 			loss = append(loss, plotter.XY{X: float64(e.Epoch), Y: e.Loss})
 		}
-		if !math.IsNaN(e.ValMAP) && !math.IsInf(e.ValMAP, 0) {
+		if vec.IsFinite(e.ValMAP) {
 			vmap = append(vmap, plotter.XY{X: float64(e.Epoch), Y: e.ValMAP})
 		}
-		if !math.IsNaN(e.ValR1) && !math.IsInf(e.ValR1, 0) {
+		if vec.IsFinite(e.ValR1) {
 			vr1 = append(vr1, plotter.XY{X: float64(e.Epoch), Y: e.ValR1})
 		}
 	}

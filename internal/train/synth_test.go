@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"prodsearch/internal/vec"
 )
 
 // world generates synthetic "descriptors" with the structure that makes
@@ -80,7 +81,7 @@ func (w *world) sample(seed uint64, classes, perClass, views int, prefix string)
 					}
 					row[d] = float32(val)
 				}
-				normalize32(row)
+				vec.Normalize(row)
 				vs[v] = row
 			}
 			x = append(x, vs)
@@ -88,20 +89,6 @@ func (w *world) sample(seed uint64, classes, perClass, views int, prefix string)
 		}
 	}
 	return x, labels
-}
-
-func normalize32(v []float32) {
-	var s float64
-	for _, a := range v {
-		s += float64(a) * float64(a)
-	}
-	if s == 0 {
-		return
-	}
-	f := float32(1 / math.Sqrt(s))
-	for i := range v {
-		v[i] *= f
-	}
 }
 
 func view0(x [][][]float32) [][]float32 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"prodsearch/internal/dataset"
+	"prodsearch/internal/vec/vectest"
 )
 
 // planted makes classes of noisy copies of random centres; noise controls
@@ -16,21 +17,9 @@ func planted(rng *rand.Rand, classes, per, dim int, noise float64) ([]dataset.It
 	var items []dataset.Item
 	var vecs [][]float32
 	for c := 0; c < classes; c++ {
-		centre := make([]float64, dim)
-		for k := range centre {
-			centre[k] = rng.NormFloat64()
-		}
+		centre := vectest.Centres(rng, 1, dim)[0]
 		for i := 0; i < per; i++ {
-			v := make([]float32, dim)
-			var ss float64
-			for k := range v {
-				x := centre[k] + noise*rng.NormFloat64()
-				v[k] = float32(x)
-				ss += x * x
-			}
-			for k := range v {
-				v[k] /= float32(math.Sqrt(ss))
-			}
+			v := vectest.Near(rng, centre, noise)
 			items = append(items, dataset.Item{ID: fmt.Sprintf("c%d/%d", c, i), Label: fmt.Sprint(c)})
 			vecs = append(vecs, v)
 		}

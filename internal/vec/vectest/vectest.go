@@ -1,0 +1,46 @@
+// Package vectest makes random descriptors for tests and benchmarks: unit
+// vectors, and clustered unit vectors that behave like descriptors of
+// products (several views of one product lie near each other). Everything is
+// drawn from the caller's *rand.Rand so that a seed reproduces a test.
+package vectest
+
+import (
+	"math/rand/v2"
+
+	"prodsearch/internal/vec"
+)
+
+// Unit returns a random unit vector of d components, uniform on the sphere
+// (a normalised Gaussian draw).
+func Unit(r *rand.Rand, d int) []float32 {
+	v := make([]float32, d)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	vec.Normalize(v)
+	return v
+}
+
+// Centres returns n Gaussian centres of d components (not normalised: their
+// spread against the noise of Near sets how separable the clusters are).
+func Centres(r *rand.Rand, n, d int) [][]float64 {
+	cs := make([][]float64, n)
+	for c := range cs {
+		cs[c] = make([]float64, d)
+		for j := range cs[c] {
+			cs[c][j] = r.NormFloat64()
+		}
+	}
+	return cs
+}
+
+// Near returns a unit vector in the direction of centre plus Gaussian noise
+// of standard deviation noise per component.
+func Near(r *rand.Rand, centre []float64, noise float64) []float32 {
+	v := make([]float32, len(centre))
+	for j, c := range centre {
+		v[j] = float32(c + noise*r.NormFloat64())
+	}
+	vec.Normalize(v)
+	return v
+}
