@@ -2,7 +2,9 @@
 // the Naver AI Hackathon 2018 phase-2 evaluation (18,027 queries against
 // 36,748 references of 1,280-d descriptors) on synthetic descriptors with
 // planted classes, reporting wall time per step, peak memory and mAP@k with
-// and without query expansion and database-side augmentation.
+// and without query expansion and database-side augmentation. Its mAP@k
+// divides each AP by min(R, k), as the phase-2 leaderboard did, not by R as
+// `prodsearch eval` does; the output says so.
 //
 // Usage:
 //
@@ -30,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"prodsearch/internal/eval"
 	"prodsearch/internal/index"
 	"prodsearch/internal/rerank"
 )
@@ -109,7 +112,8 @@ func run(ctx context.Context, c config) error {
 		c.queries, c.refs, c.dim, c.classes, c.k, runtime.GOMAXPROCS(0), c.budgetMiB)
 	// CPU time is printed next to wall time because the machine may be
 	// shared: CPU seconds / GOMAXPROCS is what the step would take alone.
-	fmt.Printf("%-34s %10s %10s %10s %12s\n", "step", "wall", "cpu", "mAP@k", "peak heap")
+	fmt.Printf("%-34s %10s %10s %10s %12s\n", "step", "wall", "cpu", "mAP@k*", "peak heap")
+	fmt.Println("(* AP divided by min(R, k), the phase-2 rule; prodsearch eval divides by R)")
 	total, totalCPU := time.Now(), cpuSeconds()
 	stepCPU := totalCPU
 	step := func(name string, start time.Time, mAP float64) {
@@ -238,7 +242,7 @@ func run(ctx context.Context, c config) error {
 	mem.stop()
 	fmt.Printf("total %.1fs wall, %.1fs cpu; peak Go heap %.0f MiB, max RSS %.0f MiB\n",
 		time.Since(total).Seconds(), cpuSeconds()-totalCPU, mem.peakMiB(), maxRSSMiB())
-	fmt.Printf("mAP@%d: exact %.4f", c.k, mBase)
+	fmt.Printf("mAP@%d (AP / min(R, %d)): exact %.4f", c.k, c.k, mBase)
 	if !math.IsNaN(mQE) {
 		fmt.Printf(", QE %.4f", mQE)
 	}
@@ -351,22 +355,18 @@ type evaluator struct {
 
 func newEvaluator(d data, k int) *evaluator { return &evaluator{d: d, k: k} }
 
-// ap is the average precision at k of one query's ranking, normalised by
-// min(#relevant, k) as in the hackathon's mAP.
+// ap is the average precision at k of one query's ranking, the hackathon
+// phase-2 way: divided by min(R, k), not by R as eval.AveragePrecision does
+// (the two differ only for classes with more than k references).
 func (e *evaluator) ap(qi int, hits []index.Hit) float64 {
 	class := e.d.queryClass[qi]
-	var rel, sum float64
+	var ranks []int
 	for i, h := range hits[:min(e.k, len(hits))] {
 		if e.d.refClass[h.Index] == class {
-			rel++
-			sum += rel / float64(i+1)
+			ranks = append(ranks, i)
 		}
 	}
-	n := min(e.d.nRel[class], e.k)
-	if n == 0 {
-		return 0
-	}
-	return sum / float64(n)
+	return eval.APRanks(ranks, min(e.d.nRel[class], e.k))
 }
 
 // search ranks the top k references for every query, returning mAP@k and

@@ -67,8 +67,9 @@ type Evaluation struct {
 //
 // k > 0 cuts the list at k with R unchanged, as the hackathon scored
 // mAP@1000: when R > k even a perfect list scores k/R, not 1. (Some other
-// benchmarks divide by min(R, k) instead; this package does not.) k <= 0
-// scores the whole list.
+// benchmarks divide by min(R, k) instead; this package does not, but a
+// caller that must can pass that denominator to APRanks.) k <= 0 scores the
+// whole list.
 //
 // The caller must pass a list without repeated IDs and an nRel that counts
 // every relevant reference, or AP can exceed 1; Score checks both. nRel <= 0
@@ -81,12 +82,32 @@ func AveragePrecision(refs []string, isRel func(string) bool, nRel, k int) float
 	if k > 0 && k < n {
 		n = k
 	}
-	hits, sum := 0, 0.0
+	var ranks []int
 	for i, r := range refs[:n] {
 		if isRel(r) {
-			hits++
-			sum += float64(hits) / float64(i+1)
+			ranks = append(ranks, i)
 		}
+	}
+	return APRanks(ranks, nRel)
+}
+
+// APRanks is the one AP computation every caller shares (after
+// cnnimageretrieval-pytorch's compute_ap(ranks, nres), without its
+// trapezoidal interpolation): ranks are the 0-based positions at which the
+// relevant references stand in a ranked list, ascending, and nRel is the
+// denominator, normally R (see AveragePrecision):
+//
+//	AP = (1/nRel) * sum over j of (j+1) / (ranks[j]+1)
+//
+// It takes positions rather than a list so that callers holding index hits,
+// class ids or a partial sort need not build ID lists. nRel <= 0 gives 0.
+func APRanks(ranks []int, nRel int) float64 {
+	if nRel <= 0 {
+		return 0
+	}
+	var sum float64
+	for j, r := range ranks {
+		sum += float64(j+1) / float64(r+1)
 	}
 	return sum / float64(nRel)
 }

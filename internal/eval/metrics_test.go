@@ -251,3 +251,30 @@ func TestTable(t *testing.T) {
 		t.Errorf("Table() shows missing with none missing:\n%s", got)
 	}
 }
+
+// TestAPRanks checks the shared core on hand-computed cases, including the
+// min(R, k) denominator a phase-2 caller passes.
+func TestAPRanks(t *testing.T) {
+	for _, c := range []struct {
+		ranks []int
+		nRel  int
+		want  float64
+	}{
+		{nil, 3, 0},
+		{[]int{0, 1}, 2, 1},
+		{[]int{0, 2}, 2, (1 + 2.0/3) / 2},
+		{[]int{1}, 4, 0.5 / 4},
+		{[]int{0, 1}, 0, 0},
+		{[]int{0, 1}, min(5, 2), 1}, // R = 5 cut at k = 2: a perfect list
+	} {
+		if got := APRanks(c.ranks, c.nRel); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("APRanks(%v, %d) = %v, want %v", c.ranks, c.nRel, got, c.want)
+		}
+	}
+	// The list form is the rank form on the same list.
+	refs := []string{"a1", "b", "a2", "c", "a3"}
+	isA := func(s string) bool { return s[0] == 'a' }
+	if got, want := AveragePrecision(refs, isA, 4, 3), APRanks([]int{0, 2}, 4); got != want {
+		t.Errorf("AveragePrecision %v != APRanks %v", got, want)
+	}
+}

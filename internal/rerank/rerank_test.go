@@ -12,6 +12,7 @@ import (
 
 	"github.com/viterin/vek/vek32"
 
+	"prodsearch/internal/eval"
 	"prodsearch/internal/index"
 	"prodsearch/internal/vec/vectest"
 )
@@ -148,14 +149,13 @@ func meanAP(res [][]index.Hit, refLabel, queryLabel []int, k int) float64 {
 	}
 	var total float64
 	for qi, hits := range res {
-		var hitsSoFar, sum float64
+		var ranks []int
 		for i, h := range hits[:min(k, len(hits))] {
 			if refLabel[h.Index] == queryLabel[qi] {
-				hitsSoFar++
-				sum += hitsSoFar / float64(i+1)
+				ranks = append(ranks, i)
 			}
 		}
-		total += sum / float64(min(nRel[queryLabel[qi]], k))
+		total += eval.APRanks(ranks, min(nRel[queryLabel[qi]], k))
 	}
 	return total / float64(len(res))
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"prodsearch/internal/eval"
 	"slices"
 	"sort"
 
@@ -56,7 +57,7 @@ func HoldOutClasses(labels []string, frac float64, seed int64) (trainIdx, valIdx
 }
 
 // ValMAP is an exact leave-one-out retrieval evaluation: every image queries
-// all the others by cosine similarity, AP = (1/R) sum_k P(k) rel(k) with R
+// all the others by cosine similarity, AP is eval's (eval.APRanks) with R
 // the number of other images of its class, and r1 is the fraction of queries
 // whose nearest neighbour has the same class. Images whose class has no
 // other image are not used as queries (they still act as distractors). Ties
@@ -84,6 +85,7 @@ func ValMAP(X [][]float32, labels []string) (mAP, r1 float64, err error) {
 	const chunk = 256
 	sims := make([]float32, chunk*n)
 	order := make([]int, 0, n)
+	var ranks []int
 	queries := 0
 	impl := blas32.Implementation()
 	for q0 := 0; q0 < n; q0 += chunk {
@@ -111,18 +113,15 @@ func ValMAP(X [][]float32, labels []string) (mAP, r1 float64, err error) {
 				}
 				return a - b
 			})
-			var ap float64
-			hits := 0
+			ranks = ranks[:0]
 			for k, j := range order {
 				if ids[j] == ids[q] {
-					hits++
-					ap += float64(hits) / float64(k+1)
-					if hits == r {
+					if ranks = append(ranks, k); len(ranks) == r {
 						break
 					}
 				}
 			}
-			mAP += ap / float64(r)
+			mAP += eval.APRanks(ranks, r)
 			if ids[order[0]] == ids[q] {
 				r1++
 			}
