@@ -70,6 +70,12 @@ type Config struct {
 	Whiten    string  `json:"whiten"`
 	WhitenDim int     `json:"whiten_dim"`
 	Shrink    float64 `json:"shrink"`
+	// FineTuneBlocks > 0 also trains the backbone's last blocks (FineTune),
+	// the tail at TailLR and the GeM exponent at GeMLR, both under the
+	// head's schedule; 0 keeps the backbone frozen.
+	FineTuneBlocks int     `json:"finetune_blocks,omitempty"`
+	TailLR         float64 `json:"tail_lr,omitempty"`
+	GeMLR          float64 `json:"gem_lr,omitempty"`
 }
 
 // DefaultConfig is the recipe measured best on GroceryStore classes held out
@@ -141,6 +147,9 @@ func (c Config) Validate() error {
 	}
 	if !finite(c.Shrink) || c.Shrink < 0 {
 		return bad("shrink %v must be >= 0", c.Shrink)
+	}
+	if c.FineTuneBlocks < 0 || !finite(c.TailLR) || c.TailLR < 0 || !finite(c.GeMLR) || c.GeMLR < 0 {
+		return bad("finetune_blocks %d, tail_lr %v and gem_lr %v must be >= 0", c.FineTuneBlocks, c.TailLR, c.GeMLR)
 	}
 	switch c.Loss {
 	case LossNone:

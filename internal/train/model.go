@@ -22,6 +22,9 @@ type net struct {
 	q         []float32 // classes x out, unnormalised proxies
 
 	gw1, gb1, gw, gq []float32
+	// gx, when set (maxB x in), receives dL/dx so that training can reach
+	// layers before the head (a fine-tuned backbone tail).
+	gx []float32
 
 	// workspaces, sized for the largest batch
 	maxB                 int
@@ -178,8 +181,14 @@ func (n *net) lossGrad(b int, y []int) float64 {
 			}
 		}
 		impl.Sgemm(blas.Trans, blas.NoTrans, n.hidden, n.in, b, 1, n.gh, n.hidden, n.x, n.in, 0, n.gw1, n.in)
+		if n.gx != nil {
+			impl.Sgemm(blas.NoTrans, blas.NoTrans, b, n.in, n.hidden, 1, n.gh, n.hidden, n.w1, n.in, 0, n.gx, n.in)
+		}
 	} else {
 		impl.Sgemm(blas.Trans, blas.NoTrans, n.out, n.in, b, 1, n.gz, n.out, n.x, n.in, 0, n.gw, n.in)
+		if n.gx != nil {
+			impl.Sgemm(blas.NoTrans, blas.NoTrans, b, n.in, n.out, 1, n.gz, n.out, n.w, n.in, 0, n.gx, n.in)
+		}
 	}
 	return loss
 }
