@@ -1,6 +1,6 @@
-// Package dataset turns the three on-disk forms a retrieval split comes in
-// (a TSV manifest, class folders, the hackathon's flat folder) into one list
-// of items, so every command sees the same IDs, paths and labels and an
+// Package dataset turns the on-disk forms a retrieval split comes in (a TSV
+// manifest, a CSV class table of catalogue images, class folders, the
+// hackathon's flat folder) into one list of items, so every command sees the same IDs, paths and labels and an
 // ambiguous or duplicated input fails loudly instead of skewing a score.
 package dataset
 
@@ -29,6 +29,9 @@ const (
 	// FlatFolder is a directory holding unlabeled images directly, as in the
 	// hackathon's test/test_data/query and .../reference.
 	FlatFolder
+	// ClassTable is a CSV file with one catalogue image per row: a class
+	// column and an image-path column, found by header.
+	ClassTable
 )
 
 // String names the format for logs and reports.
@@ -40,6 +43,8 @@ func (f Format) String() string {
 		return "class-folders"
 	case FlatFolder:
 		return "flat-folder"
+	case ClassTable:
+		return "class-table"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
@@ -116,7 +121,10 @@ func IsImage(name string) bool {
 
 // Load reads src, choosing the form from what it is:
 //
-//   - a regular file is a TSV manifest: `path<TAB>label` per line, label
+//   - a regular file named *.csv, or whose first line is a comma-separated
+//     header with a class column and an image column, is a class table
+//     (see loadClassTable): every row one labelled catalogue image.
+//   - any other regular file is a TSV manifest: `path<TAB>label` per line, label
 //     column optional (absent or empty means unlabeled), blank lines and lines
 //     starting with '#' skipped, a trailing '\r' ignored, and spaces around
 //     each field trimmed. Relative paths are resolved against the manifest's
@@ -166,6 +174,10 @@ func LoadWith(src string, opt Options) (*Set, error) {
 	var set *Set
 	if fi.IsDir() {
 		set, err = loadDir(src, c)
+	} else if table, terr := isClassTable(src); terr != nil {
+		return nil, terr
+	} else if table {
+		set, err = loadClassTable(src, c)
 	} else {
 		set, err = loadManifest(src, c)
 	}

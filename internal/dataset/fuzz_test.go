@@ -41,6 +41,9 @@ func FuzzManifest(f *testing.F) {
 			}
 			return
 		}
+		if set.Format == ClassTable {
+			return // the first line read as a class-table header: FuzzClassTable's case
+		}
 		if set.Format != Manifest || len(set.Items) == 0 {
 			t.Fatalf("format %v with %d items", set.Format, len(set.Items))
 		}
@@ -115,6 +118,43 @@ func fuzzRel(line string) []string {
 // folders with exactly the visible image files, IDs and labels as
 // documented, or the documented error when the layout is ambiguous, empty
 // or has clashing IDs.
+// FuzzClassTable feeds rows under a class-table header: the load either
+// fails with an error naming the table, or every image lies inside the
+// table's directory, has a class and appears once.
+func FuzzClassTable(f *testing.F) {
+	dir := filepath.Join(f.TempDir(), "dataset")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte("1,/iconic/a.jpg\n2,b/c.jpg\n"))
+	f.Add([]byte("1,../x.jpg\n"))
+	f.Add([]byte("\"a\nb\",x.jpg\n,y.jpg\n"))
+	n := 0
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n++
+		src := filepath.Join(dir, fmt.Sprintf("c%d.csv", n))
+		if err := os.WriteFile(src, append([]byte("Class ID (int),Image Path\n"), data...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(src)
+		set, err := Load(src)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "dataset: ") || !strings.Contains(err.Error(), src) {
+				t.Fatalf("unclear error %q", err)
+			}
+			return
+		}
+		ids := map[string]bool{}
+		for _, it := range set.Items {
+			rel, err := filepath.Rel(dir, it.Path)
+			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || it.Label == "" || ids[it.ID] {
+				t.Fatalf("item %+v escapes %s, lacks a class or repeats", it, dir)
+			}
+			ids[it.ID] = true
+		}
+	})
+}
+
 func FuzzLayout(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := t.TempDir()
