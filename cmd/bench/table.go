@@ -42,7 +42,7 @@ func runTable(ctx context.Context, args []string, w io.Writer) error {
 	bpath := fs.String("bundle", "runs/ens3.json", "ensemble bundle whose members are compared")
 	splits := fs.String("splits", "../shared/data/grocerystore/splits", "GroceryStore splits")
 	valRun := fs.String("val-run", "coral_mnv1", "run whose held-out classes are the validation classes")
-	valIconic := fs.String("val-iconic", "", "catalogue images of the training classes (scripts/iconic-train-manifest.sh)")
+	valIconic := fs.String("val-iconic", "", "catalogue images as validation queries, e.g. ../dataset/classes.csv (GroceryStore's class table; a relative path is taken from -splits); only the validation classes' images are used")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"serve":       {"serve the catalogue: HTTP API, metrics and the search-by-photo page", cmdServe},
 		"tune":        {"choose re-ranking parameters and ensemble weights on validation classes and store them in the bundle", cmdTune},
 		"ensemble":    {"combine bundles or backbones into one ensemble bundle", cmdEnsemble},
+		"tasks":       {"write photo -> catalogue task manifests (validation classes held out from training data, and test photos)", cmdTasks},
 	}
 }
 

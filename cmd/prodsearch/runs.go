@@ -32,7 +32,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataRoot := fs.String("data-root", "", dataRootHelp)
 	run := fs.String("run", "", "run name (a folder under the runs dir)")
 	resume := fs.Bool("resume", false, "continue an interrupted run: re-runs the same seeded recipe and writes the missing epochs")
-	valFrac := fs.Float64("val-frac", 0.25, "fraction of training CLASSES held out for validation (checkpoint choice)")
+	valFrac := fs.Float64("val-frac", runs.DefaultValFrac, "fraction of training CLASSES held out for validation (checkpoint choice)")
 	aug := fs.String("aug", "mirror,192,256", "augmented views per training image, cached like any view: mirror, or a short side (empty = none)")
 	cfg := train.DefaultConfig()
 	loss := fs.String("loss", cfg.Loss, "normsoftmax, arcface, proxyanchor, ms (multi-similarity), triplet (semi-hard), or none (whitening only)")

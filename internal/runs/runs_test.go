@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -120,6 +121,11 @@ func TestTrainCheckpointsBestResume(t *testing.T) {
 	}
 	if len(sum.Epochs) != 3 || len(sum.Skipped) != 1 || !strings.Contains(sum.Skipped[0], "lonely") {
 		t.Fatalf("epochs %d, skipped %v", len(sum.Epochs), sum.Skipped)
+	}
+	// The classes a run validates on are known before it runs.
+	val, err := ValClasses(runsDir, "r1")
+	if want := HeldOutClasses(set, spec.ValFrac, spec.Config.Seed); err != nil || len(val) != 2 || !reflect.DeepEqual(val, want) {
+		t.Fatalf("run held out %v (%v); HeldOutClasses says %v", val, err, want)
 	}
 	cps, err := List(runsDir, "r1")
 	if err != nil || len(cps) != 3 {

@@ -263,6 +263,28 @@ func prune(runDir string, keep func(epoch int) bool) error {
 	return nil
 }
 
+// DefaultValFrac is the fraction of training classes `train` holds out for
+// validation unless told otherwise.
+const DefaultValFrac = 0.25
+
+// HeldOutClasses returns the classes Train holds out for validation when it
+// trains on set with valFrac and seed and every image reads: the classes a
+// run of that recipe validates on, known before anything is described, so
+// validation tasks can be built on the same classes without a run.
+func HeldOutClasses(set *dataset.Set, valFrac float64, seed int64) map[string]bool {
+	items, _ := usableItems(set)
+	labels := make([]string, len(items))
+	for i, it := range items {
+		labels[i] = it.Label
+	}
+	_, valIdx := train.HoldOutClasses(labels, valFrac, seed)
+	out := map[string]bool{}
+	for _, i := range valIdx {
+		out[labels[i]] = true
+	}
+	return out
+}
+
 // usableItems drops unlabeled items and classes with fewer than two images
 // (no positive pair to learn from), saying which.
 func usableItems(set *dataset.Set) ([]dataset.Item, []string) {
