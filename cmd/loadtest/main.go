@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"prodsearch/internal/bundle"
+	"prodsearch/internal/index"
 	"prodsearch/internal/server"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.dim, "dim", 1280, "descriptor length of the stand-in describer")
 	fs.StringVar(&o.backbone, "backbone", "", "describe with this builtin backbone (ONNX) instead of the stand-in")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads per describe (0 = all cores)")
-	fs.StringVar(&o.vectors, "vectors", "", "vector index of the in-process store: flat (default), hnsw or a weaviate:// URL")
+	index.Flag(fs, &o.vectors, index.KindFlat) // the in-process store's, or passed to serve
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")

@@ -245,7 +245,7 @@ func runSoak(ctx context.Context, o soakOptions, stdout io.Writer) error {
 	dir := filepath.Join(tmp, "store")
 	args := append([]string{"serve", "--store", dir, "--addr", "127.0.0.1:0"}, o.serveArgs...)
 	if o.vectors != "" {
-		args = append(args, "--vectors", o.vectors)
+		args = append(args, "--index", o.vectors)
 	}
 	srv, err := startServer(ctx, o.binary, args)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/eval"
+	"prodsearch/internal/index"
 	"prodsearch/internal/progress"
 	"prodsearch/internal/retrieval"
 )
@@ -51,7 +52,7 @@ func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(arg
 	fs.StringVar(&j.dataRoot, "data-root", "", dataRootHelp)
 	fs.IntVar(&j.top, "top", 1000, "references per query in the ranking (0 = all)")
 	fs.BoolVar(&j.noRerank, "no-rerank", false, "ignore the bundle's re-ranking recipe (for comparison)")
-	fs.StringVar(&j.index, "index", "flat", "where references are searched: flat (exact), hnsw (approximate) or weaviate://host:port[?grpc=host:port&class=C] (re-ranking needs flat)")
+	index.Flag(fs, &j.index, index.KindFlat) // re-ranking needs flat
 	return j, func(args []string) error {
 		if err := parse(fs, args); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"prodsearch/internal/bundle"
+	"prodsearch/internal/index"
 	"prodsearch/internal/runs"
 	"prodsearch/internal/server"
 	"prodsearch/internal/store"
@@ -63,10 +64,11 @@ func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "--store DIR [--vectors flat|hnsw|weaviate://host:port?...] [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
+	fs := newFlagSet("serve", "--store DIR [--index flat|hnsw|weaviate://host:port?...] [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
 	ef := addEngineFlags(fs)
-	dir := fs.String("store", "", "catalogue store directory (created on first use); it keeps items and images whatever --vectors says")
-	vectors := fs.String("vectors", store.VectorsFlat, store.VectorsHelp)
+	dir := fs.String("store", "", "catalogue store directory (created on first use); it keeps items and images whatever --index says")
+	var vectors string
+	index.Flag(fs, &vectors, index.KindFlat)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	token := fs.String("token", os.Getenv("PRODSEARCH_TOKEN"), "bearer token required by write endpoints (default $PRODSEARCH_TOKEN)")
 	slots := fs.Int("describe-slots", runtime.NumCPU(), "images described at once across requests")
@@ -99,7 +101,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer eng.Close()
-	st, err := store.OpenWith(ctx, *dir, eng.BundleID(), eng.Dim(), store.Options{Vectors: *vectors})
+	st, err := store.OpenWith(ctx, *dir, eng.BundleID(), eng.Dim(), store.Options{Vectors: vectors})
 	if err != nil {
 		return err
 	}

@@ -129,7 +129,7 @@ func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim int,
 		out[qi] = eval.Ranking{Query: qids[qi], Refs: refs}
 		return nil
 	}
-	if opt.Index != "" && opt.Index != "flat" {
+	if opt.Index != "" && opt.Index != index.KindFlat {
 		if opt.Rerank != nil {
 			return nil, errors.New("retrieval: re-ranking needs the exact index (use --no-rerank with an approximate one)")
 		}
@@ -159,33 +159,14 @@ func rankApprox(ctx context.Context, kind string, dim int, ids []string, vecs []
 	if top <= 0 {
 		top = len(ids)
 	}
-	var ix index.Index
-	switch {
-	case kind == "hnsw":
-		h, err := index.NewHNSW(dim, index.HNSWConfig{EfSearch: max(64, top)})
-		if err != nil {
-			return err
-		}
-		if err := h.AddBatch(ctx, ids, vecs); err != nil {
-			return err
-		}
-		ix = h
-	case index.IsStoreURL(kind):
-		w, err := index.OpenURL(ctx, kind, dim)
-		if err != nil {
-			return err
-		}
-		for i, v := range vecs {
-			if err := w.Add(ids[i], v); err != nil {
-				w.Close()
-				return err
-			}
-		}
-		ix = w
-	default:
-		return fmt.Errorf("retrieval: unknown index %q (want flat, hnsw or weaviate://host:port)", kind)
+	ix, err := index.Open(ctx, kind, dim, index.HNSWConfig{EfSearch: max(64, top)})
+	if err != nil {
+		return fmt.Errorf("retrieval: %w", err)
 	}
 	defer ix.Close()
+	if err := index.Fill(ctx, ix, ids, vecs); err != nil {
+		return err
+	}
 	for qi, q := range queries {
 		hs, err := ix.Search(ctx, q, top, nil)
 		if err != nil {

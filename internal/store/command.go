@@ -18,6 +18,7 @@ import (
 
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/imageio"
+	"prodsearch/internal/index"
 	"prodsearch/internal/progress"
 )
 
@@ -36,9 +37,9 @@ type CommandEnv struct {
 	DescriberFlags func(*flag.FlagSet)
 }
 
-const indexUsage = `usage: prodsearch index <command> --store DIR [--vectors flat|hnsw|weaviate://...] [flags]
+const indexUsage = `usage: prodsearch index <command> --store DIR [--index flat|hnsw|weaviate://...] [flags]
 
---store DIR keeps items and images; --vectors chooses where descriptors are
+--store DIR keeps items and images; --index chooses where descriptors are
 searched (flat by default; hnsw keeps a graph in DIR; weaviate:// a remote
 collection that add and remove keep in step).
 
@@ -90,9 +91,9 @@ func newFlagSet(name, usage string, env CommandEnv) (*flag.FlagSet, *storeFlags)
 	fs.SetOutput(env.Stderr)
 	sf := &storeFlags{}
 	fs.StringVar(&sf.dir, "store", "", "store `directory` (required): items, images and descriptors")
-	fs.StringVar(&sf.vectors, "vectors", VectorsFlat, VectorsHelp)
+	index.Flag(fs, &sf.vectors, index.KindFlat)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: prodsearch index %s --store DIR [--vectors V] %s\n", name, usage)
+		fmt.Fprintf(fs.Output(), "usage: prodsearch index %s --store DIR [--index V] %s\n", name, usage)
 		fs.PrintDefaults()
 	}
 	return fs, sf

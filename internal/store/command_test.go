@@ -133,15 +133,16 @@ func TestIndexCommands(t *testing.T) {
 		}
 	}
 
-	// --vectors hnsw builds the graph once, then reuses it.
+	// --index hnsw builds the graph once, then reuses it.
 	for _, want := range []string{"vectors hnsw (4 indexed at open)", "vectors hnsw (0 indexed at open)"} {
-		if err := r.run("stats", "--store", dir, "--vectors", "hnsw"); err != nil {
+		if err := r.run("stats", "--store", dir, "--index", "hnsw"); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Join(strings.Fields(r.stdout.String()), " "); !strings.Contains(got, want) {
-			t.Errorf("stats --vectors hnsw lacks %q:\n%s", want, r.stdout.String())
+			t.Errorf("stats --index hnsw lacks %q:\n%s", want, r.stdout.String())
 		}
 	}
+	// --vectors is the deprecated alias of --index.
 	if err := r.run("list", "--store", dir, "--vectors", "annoy"); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("--vectors annoy: %v", err)
 	}

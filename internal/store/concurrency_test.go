@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"prodsearch/internal/index"
 	"prodsearch/internal/store/storetest"
 	"prodsearch/internal/testenv"
 )
@@ -55,7 +56,7 @@ type stressCounts struct {
 //   - at quiescent points, and after reopening, the store equals the model.
 func TestConcurrentAddRemoveSearch(t *testing.T) {
 	d := testenv.Duration(t, testenv.EnvStressDuration, 3*time.Second)
-	for _, v := range []string{VectorsFlat, VectorsHNSW} {
+	for _, v := range []string{index.KindFlat, index.KindHNSW} {
 		t.Run(v, func(t *testing.T) { testConcurrentAddRemoveSearch(t, v, d) })
 	}
 }
@@ -120,15 +121,15 @@ func testConcurrentAddRemoveSearch(t *testing.T, vectors string, d time.Duration
 	// Reopen with the same index (a saved HNSW graph must be reused, not
 	// rebuilt), then with the exact one.
 	reopen := []string{vectors}
-	if vectors != VectorsFlat {
-		reopen = append(reopen, VectorsFlat)
+	if vectors != index.KindFlat {
+		reopen = append(reopen, index.KindFlat)
 	}
 	for _, v := range reopen {
 		s, err = OpenWith(ctx, dir, "", 0, Options{Vectors: v})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v == VectorsHNSW && s.Info().Reindexed != 0 {
+		if v == index.KindHNSW && s.Info().Reindexed != 0 {
 			t.Errorf("reopened hnsw rebuilt %d references instead of loading the saved graph", s.Info().Reindexed)
 		}
 		if err := verifyModel(ctx, s, m); err != nil {

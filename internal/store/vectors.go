@@ -31,18 +31,10 @@ import (
 //     later write once the collection has it, and Open replays whatever is
 //     left (put if stored, delete if not). Open re-imports everything when
 //     the collection's count differs from the store's, or when the store was
-//     written without the collection (another --vectors) since last synced.
+//     written without the collection (another --index) since last synced.
 //
 // One collection must serve one store: objects another store put there are
 // never returned (hits unknown to bbolt are dropped), but they are counted.
-
-// Vector index kinds, the values of Options.Vectors (besides a weaviate URL).
-const (
-	VectorsFlat = "flat"
-	VectorsHNSW = "hnsw"
-	// VectorsWeaviate is what Info.Vectors reports for a weaviate:// URL.
-	VectorsWeaviate = "weaviate"
-)
 
 // GraphFile is the HNSW graph saved next to FileName.
 const GraphFile = "vectors.hnsw"
@@ -52,10 +44,6 @@ const GraphFile = "vectors.hnsw"
 // store is reopened.
 var ErrVectorIndex = errors.New("vector index out of step with the catalogue")
 
-// VectorsHelp is the flag help shared by `serve` and `index`.
-const VectorsHelp = "where descriptors are searched: flat (exact, in memory), hnsw (approximate, graph saved in DIR/" + GraphFile +
-	") or weaviate://host:port?class=C&... (remote); --store DIR keeps items and images; --vectors chooses where descriptors are searched"
-
 var (
 	bucketPending = []byte("vector-pending") // IDs the remote index may not have yet
 	keyGraph      = []byte("hnsw")           // "seq size" of the saved graph
@@ -64,8 +52,9 @@ var (
 
 // Options choose how an opened store searches.
 type Options struct {
-	// Vectors selects the vector index: "" or "flat", "hnsw", or a
-	// weaviate:// URL (see index.ParseWeaviateURL).
+	// Vectors selects the vector index, an index.Kind spec: "" or "flat",
+	// "hnsw" (its graph saved in DIR/GraphFile), or a weaviate:// URL (see
+	// index.ParseWeaviateURL).
 	Vectors string
 	// HNSW tunes a graph built from scratch; a saved graph keeps its own
 	// parameters except Workers.
@@ -76,15 +65,11 @@ type Options struct {
 }
 
 func (o Options) kind() (string, error) {
-	switch v := o.Vectors; {
-	case v == "" || v == VectorsFlat:
-		return VectorsFlat, nil
-	case v == VectorsHNSW:
-		return VectorsHNSW, nil
-	case index.IsStoreURL(v):
-		return VectorsWeaviate, nil
+	k, err := index.Kind(o.Vectors)
+	if err != nil {
+		return "", fmt.Errorf("store: %w: %w", err, ErrInvalid)
 	}
-	return "", fmt.Errorf("store: --vectors %q: want flat, hnsw or weaviate://host:port: %w", o.Vectors, ErrInvalid)
+	return k, nil
 }
 
 // localIndex is an in-process index whose hit positions name IDs, so the
@@ -115,9 +100,9 @@ type batchAdder interface {
 // ids are the stored IDs in key order.
 func (s *Store) openVectors(ctx context.Context, ids []string) error {
 	switch s.info.Vectors {
-	case VectorsHNSW:
+	case index.KindHNSW:
 		return s.openHNSW(ctx, ids)
-	case VectorsWeaviate:
+	case index.KindWeaviate:
 		return s.openRemote(ctx, ids)
 	}
 	vecs, err := s.loadMatrix(ctx, ids)

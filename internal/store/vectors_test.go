@@ -91,8 +91,8 @@ func TestHNSWVectors(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	s := openWith(t, dir, VectorsHNSW)
-	if info := s.Info(); info.Vectors != VectorsHNSW || info.Reindexed != 0 {
+	s := openWith(t, dir, index.KindHNSW)
+	if info := s.Info(); info.Vectors != index.KindHNSW || info.Reindexed != 0 {
 		t.Fatalf("new store: %+v", info)
 	}
 	for lo := 0; lo < n; lo += 500 {
@@ -146,7 +146,7 @@ func TestHNSWVectors(t *testing.T) {
 	}
 
 	// Current graph: loaded, nothing re-indexed.
-	s = openWith(t, dir, VectorsHNSW)
+	s = openWith(t, dir, index.KindHNSW)
 	if got := s.Info().Reindexed; got != 0 {
 		t.Errorf("reopen with a current graph re-indexed %d", got)
 	}
@@ -154,12 +154,12 @@ func TestHNSWVectors(t *testing.T) {
 	s.Close()
 
 	// Written without the graph (flat): the graph is stale and rebuilt.
-	s = openWith(t, dir, VectorsFlat)
+	s = openWith(t, dir, index.KindFlat)
 	if err := s.Add(ctx, []Entry{{ID: "late", Label: "x", Vector: unitVec("late", dim)}}, AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = openWith(t, dir, VectorsHNSW)
+	s = openWith(t, dir, index.KindHNSW)
 	if got := s.Info().Reindexed; got != n {
 		t.Errorf("stale graph: re-indexed %d, want %d", got, n)
 	}
@@ -171,7 +171,7 @@ func TestHNSWVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.db.Close()
-	s = openWith(t, dir, VectorsHNSW)
+	s = openWith(t, dir, index.KindHNSW)
 	if got := s.Info().Reindexed; got != n+1 {
 		t.Errorf("after a crash: re-indexed %d, want %d", got, n+1)
 	}
@@ -184,7 +184,7 @@ func TestHNSWVectors(t *testing.T) {
 	if err := os.Remove(graph); err != nil {
 		t.Fatal(err)
 	}
-	s = openWith(t, dir, VectorsHNSW)
+	s = openWith(t, dir, index.KindHNSW)
 	if got := s.Info().Reindexed; got != n+1 {
 		t.Errorf("missing graph: re-indexed %d", got)
 	}
@@ -197,7 +197,7 @@ func TestHNSWVectors(t *testing.T) {
 	if err := os.WriteFile(graph, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s = openWith(t, dir, VectorsHNSW)
+	s = openWith(t, dir, index.KindHNSW)
 	if got := s.Info().Reindexed; got != n+1 {
 		t.Errorf("damaged graph: re-indexed %d", got)
 	}
@@ -294,7 +294,7 @@ func TestWeaviateVectors(t *testing.T) {
 	s.Close()
 
 	// Written while detached (flat): re-imported at the next open.
-	s = openWith(t, dir, VectorsFlat)
+	s = openWith(t, dir, index.KindFlat)
 	late := Entry{ID: "late", Label: "x", Vector: unitVec("late", dim)}
 	if err := s.Add(ctx, []Entry{late}, AddOptions{}); err != nil {
 		t.Fatal(err)
