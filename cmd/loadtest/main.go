@@ -50,6 +50,7 @@ import (
 
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/index"
+	"prodsearch/internal/ingest"
 	"prodsearch/internal/server"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
@@ -224,13 +225,10 @@ func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer
 	dir := filepath.Join(tmp, "store")
 
 	t0 := time.Now()
-	var log bytes.Buffer
-	err = store.RunIndexCommand(ctx, []string{"add", "--store", dir, "--ids", "path", "--workers", strconv.Itoa(runtime.GOMAXPROCS(0)), o.references},
-		store.CommandEnv{Stdout: &log, Stderr: os.Stderr, NewDescriber: func(context.Context, string, string) (store.Describer, error) { return noClose{d}, nil }})
-	if err != nil {
-		return nil, fmt.Errorf("indexing references: %w\n%s", err, log.String())
+	if err := fill(ctx, dir, d, o.references); err != nil {
+		return nil, fmt.Errorf("indexing references: %w", err)
 	}
-	fmt.Fprintf(stdout, "indexed the real references in %v with %s: %s", time.Since(t0).Round(time.Millisecond), d.BundleID(), log.String())
+	fmt.Fprintf(stdout, "indexed the real references in %v with %s\n", time.Since(t0).Round(time.Millisecond), d.BundleID())
 
 	var out []result
 	for _, n := range o.refs {
@@ -276,7 +274,23 @@ func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer
 	return out, nil
 }
 
-type noClose struct{ store.Describer }
+// fill adds the photos a manifest lists to a new store at dir, the way
+// `prodsearch index add --ids path` does.
+func fill(ctx context.Context, dir string, d store.Describer, manifest string) error {
+	srcs, err := ingest.Collect([]string{manifest}, "", ingest.IDsPath, "")
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dir, d.BundleID(), d.Dim())
+	if err != nil {
+		return err
+	}
+	_, err = ingest.Add(ctx, st, d, srcs, ingest.Options{Batch: 64, Workers: runtime.GOMAXPROCS(0)}, os.Stderr)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // prepare pads the store in dir with random unit descriptors (label
 // "synthetic", no image) until it holds n items. They cost a search what

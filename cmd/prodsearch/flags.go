@@ -162,14 +162,29 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse wraps FlagSet.Parse so -h returns cleanly and errors are not printed twice.
+// parse parses a command's flags; it takes no positional arguments.
 func parse(fs *flag.FlagSet, args []string) error {
+	if err := parseAny(fs, args); err != nil {
+		return err
+	}
+	return noArgs(fs)
+}
+
+// parseAny wraps FlagSet.Parse so -h returns cleanly and errors are not
+// printed twice; positional arguments are left in fs.Args().
+func parseAny(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return errHelp
 		}
 		return errUsage
 	}
+	return nil
+}
+
+// noArgs refuses positional arguments, which would otherwise be ignored
+// (a flag typed after one is not parsed).
+func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -154,11 +153,8 @@ func parseViews(s string, baseScales []int) ([]describe.View, error) {
 func cmdModels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("models", "[RUN] [--runs-dir DIR]", stderr)
 	dir := fs.String("runs-dir", "", "runs directory (default $PRODSEARCH_RUNS, else ./runs)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage
+	if err := parseAny(fs, args); err != nil {
+		return err
 	}
 	root := runs.Dir(*dir)
 	names := fs.Args()

@@ -42,27 +42,6 @@ func storeBundle(ef *engineFlags, bundleFlag, storeID string) (bundle.Bundle, er
 	return bundle.Bundle{}, fmt.Errorf("the store was filled with bundle %s, which is neither the default nor a checkpoint in %s: pass --bundle", storeID, dir)
 }
 
-func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// The index subcommands parse their own flags, --bundle among them;
-	// `index add` also takes the runtime flags (--models, --ort-lib, ...).
-	ef := addEngineFlags(flag.NewFlagSet("index", flag.ContinueOnError))
-	err := store.RunIndexCommand(ctx, args, store.CommandEnv{
-		Stdout: stdout, Stderr: stderr,
-		DescriberFlags: ef.addRuntimeFlags,
-		NewDescriber: func(ctx context.Context, bundleFlag, storeID string) (store.Describer, error) {
-			b, err := storeBundle(ef, bundleFlag, storeID)
-			if err != nil {
-				return nil, err
-			}
-			return bundle.Open(b, ef.engineOptions())
-		},
-	})
-	if errors.Is(err, flag.ErrHelp) {
-		return errHelp
-	}
-	return err
-}
-
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "--store DIR [--index flat|hnsw|weaviate://host:port?...] [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
 	ef := addEngineFlags(fs)

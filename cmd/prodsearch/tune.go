@@ -22,8 +22,8 @@ func cmdEnsemble(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := fs.String("out", "", "bundle file to write")
 	runsDir := fs.String("runs-dir", "", "runs directory for RUN/CHECKPOINT members")
 	name := fs.String("name", "ensemble", "bundle name")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseAny(fs, args); err != nil {
+		return err
 	}
 	if *out == "" || fs.NArg() < 2 {
 		fs.Usage()

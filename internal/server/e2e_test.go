@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"prodsearch/internal/bundle"
+	"prodsearch/internal/ingest"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
 	"prodsearch/internal/testenv"
@@ -60,9 +61,6 @@ func e2eDescriber(t *testing.T) store.Describer {
 	t.Cleanup(func() { eng.Close() })
 	return eng
 }
-
-// noClose hides Close so the index command does not close the shared engine.
-type noClose struct{ store.Describer }
 
 func artifactsDir(t *testing.T) string {
 	t.Helper()
@@ -150,20 +148,20 @@ func TestE2EChromium(t *testing.T) {
 	dir := filepath.Join(tmp, "store")
 	ctx := context.Background()
 	t0 := time.Now()
-	var out strings.Builder
-	err = store.RunIndexCommand(ctx, []string{"add", "--store", dir, "--workers", "2", mpath}, store.CommandEnv{
-		Stdout: &out, Stderr: &out,
-		NewDescriber: func(context.Context, string, string) (store.Describer, error) { return noClose{d}, nil },
-	})
+	srcs, err := ingest.Collect([]string{mpath}, "", ingest.IDsName, "")
 	if err != nil {
-		t.Fatalf("index add: %v\n%s", err, out.String())
+		t.Fatal(err)
 	}
-	t.Logf("indexed %d of %d references in %v with %s", n, len(refs), time.Since(t0).Round(time.Millisecond), d.BundleID())
-
 	st, err := store.Open(ctx, dir, d.BundleID(), d.Dim())
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out strings.Builder
+	if _, err := ingest.Add(ctx, st, d, srcs, ingest.Options{Batch: 64, Workers: 2}, &out); err != nil {
+		t.Fatalf("index add: %v\n%s", err, out.String())
+	}
+	t.Logf("indexed %d of %d references in %v with %s", n, len(refs), time.Since(t0).Round(time.Millisecond), d.BundleID())
+
 	defer st.Close()
 	srv, err := New(Config{Store: st, Describer: d, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
 	if err != nil {

@@ -383,6 +383,13 @@ func (s *Store) Labels() map[string]int {
 	return m
 }
 
+// RefID is the reference ID of an image file: its name without directory or
+// extension, as ranking files expect.
+func RefID(path string) string {
+	base := filepath.Base(path)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
 // ValidateID says why id cannot name an item, or nil. IDs appear in URL
 // paths (escaped, so '/' is fine) and ranking files (TSV), so control
 // characters, backslashes and the dot segments browsers rewrite are out.

@@ -1,4 +1,4 @@
-package store_test
+package ingest
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"prodsearch/internal/store/storetest"
 )
 
-// TestAddCommitReceipts checks the line `index add` prints per committed
+// TestAddCommitReceipts checks the line Add (`index add`) prints per committed
 // batch when stderr is not a terminal: what a supervisor or a crash test
 // relies on to know which items are durable. Each ID appears once, quoted
 // (IDs may hold spaces), and every ID named is in the store.
@@ -44,15 +44,20 @@ func TestAddCommitReceipts(t *testing.T) {
 		want = append(want, id)
 	}
 	dir := filepath.Join(root, "store")
-	var stdout, stderr bytes.Buffer
-	err := store.RunIndexCommand(context.Background(), []string{"add", "--store", dir, "--batch", "3", "--workers", "2", data}, store.CommandEnv{
-		Stdout: &stdout, Stderr: &stderr,
-		NewDescriber: func(context.Context, string, string) (store.Describer, error) {
-			return storetest.NewColourDescriber(16), nil
-		},
-	})
+	var stderr bytes.Buffer
+	srcs, err := Collect([]string{data}, "", IDsName, "")
 	if err != nil {
-		t.Fatal(err, stderr.String())
+		t.Fatal(err)
+	}
+	d := storetest.NewColourDescriber(16)
+	ctx := context.Background()
+	s, err := store.Open(ctx, dir, d.BundleID(), d.Dim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Add(ctx, s, d, srcs, Options{Batch: 3, Workers: 2}, &stderr)
+	if cerr := s.Close(); err != nil || cerr != nil || st.Added != 7 || st.Failed != 0 {
+		t.Fatal(st, err, cerr, stderr.String())
 	}
 	receipt := regexp.MustCompile(`^committed (\d+) items \((\d+) in all\):((?: "[^"]*")+)$`)
 	seen := map[string]bool{}
@@ -80,7 +85,7 @@ func TestAddCommitReceipts(t *testing.T) {
 	if batches != 3 || len(seen) != len(want) {
 		t.Fatalf("%d receipts naming %d IDs, want 3 naming %d:\n%s", batches, len(seen), len(want), stderr.String())
 	}
-	s, err := store.Open(context.Background(), dir, "", 0)
+	s, err = store.Open(ctx, dir, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,39 +1,31 @@
-package store_test
+package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"image"
 	"image/color"
-	"image/png"
+	"image/draw"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"prodsearch/internal/imageio/imagetest"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
 )
 
 func writePNG(t *testing.T, path string, c color.Color) {
 	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
-	for y := range 30 {
-		for x := range 40 {
-			img.Set(x, y, c)
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
+	m := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	draw.Draw(m, m.Bounds(), image.NewUniform(c), image.Point{}, draw.Src)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, imagetest.PNG(t, m), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -49,13 +41,11 @@ type runner struct {
 func (r *runner) run(args ...string) error {
 	r.stdout.Reset()
 	r.stderr.Reset()
-	return store.RunIndexCommand(context.Background(), args, store.CommandEnv{
-		Stdout: &r.stdout, Stderr: &r.stderr,
-		NewDescriber: func(_ context.Context, flagVal, recorded string) (store.Describer, error) {
-			r.asked = append(r.asked, flagVal+"|"+recorded)
-			return r.d, nil
-		},
-	})
+	open := func(_ context.Context, flagVal, recorded string) (store.Describer, error) {
+		r.asked = append(r.asked, flagVal+"|"+recorded)
+		return r.d, nil
+	}
+	return runIndex(context.Background(), args, &r.stdout, &r.stderr, open, nil)
 }
 
 func TestIndexCommands(t *testing.T) {
@@ -165,7 +155,7 @@ func TestIndexCommandUsage(t *testing.T) {
 	if err := r.run("list"); err == nil || !strings.Contains(err.Error(), "--store") {
 		t.Errorf("missing --store: %v", err)
 	}
-	if err := r.run("add", "-h"); !errors.Is(err, flag.ErrHelp) {
+	if err := r.run("add", "-h"); !errors.Is(err, errHelp) {
 		t.Errorf("-h: %v", err)
 	}
 	if err := r.run("stats", "--store", t.TempDir()); !errors.Is(err, store.ErrNoStore) {

@@ -1,4 +1,4 @@
-package store_test
+package main
 
 import (
 	"image/color"
