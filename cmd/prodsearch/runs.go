@@ -51,6 +51,10 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.WhitenDim, "whiten-dim", cfg.WhitenDim, "whitening output dimension (0 = input)")
 	fs.Float64Var(&cfg.Shrink, "shrink", cfg.Shrink, "whitening eigenvalue shrinkage")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for the class hold-out, sampling and initialisation")
+	fs.IntVar(&cfg.FineTuneBlocks, "finetune-blocks", 0, "also train the backbone's last `K` blocks (1: MobileNetV1's last depthwise-separable block, MobileNetV2's last inverted residual + final 1x1 conv) and a GeM exponent; 0 = frozen backbone")
+	fs.Float64Var(&cfg.TailLR, "tail-lr", 1e-4, "peak learning rate of the fine-tuned blocks")
+	fs.Float64Var(&cfg.GeMLR, "gem-lr", 1e-2, "peak learning rate of the GeM exponent when fine-tuning")
+	trunkCache := fs.String("trunk-cache", "", "`DIR` for the frozen trunk's float16 outputs when fine-tuning (default: the run's folder)")
 	var keep runs.Retention
 	fs.IntVar(&keep.Every, "keep-every", 10, "keep every N-th checkpoint besides the best and the last (0 = only those two)")
 	fs.BoolVar(&keep.All, "keep-all", false, "keep every checkpoint")
@@ -93,11 +97,20 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.FineTuneBlocks == 0 {
+		cfg.TailLR, cfg.GeMLR = 0, 0
+	}
 	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: *valFrac, AugViews: views, Keep: keep, Patience: *patience}
-	sum, err := runs.Train(ctx, eng, set, spec, runs.TrainOptions{
+	topt := runs.TrainOptions{
 		Dir: runs.Dir(ef.runsDir), Run: *run, Resume: *resume, Files: fopt, Log: stdout,
 		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
-	})
+		Engine:   ef.engineOptions(), TrunkCache: *trunkCache,
+	}
+	trainRun := runs.Train
+	if cfg.FineTuneBlocks > 0 {
+		trainRun = runs.FineTune
+	}
+	sum, err := trainRun(ctx, eng, set, spec, topt)
 	if sum != nil {
 		for _, s := range sum.Skipped {
 			fmt.Fprintln(stderr, "skipped:", s)

@@ -42,6 +42,8 @@ type Bundle struct {
 	// Tensors names the safetensors file that holds the weights (version 2);
 	// Load fills Heads' weights from it, Save writes it.
 	Tensors *TensorFile `json:"tensors,omitempty"`
+	// FineTuned is set when the backbone's last blocks were trained.
+	FineTuned *FineTuned `json:"finetuned,omitempty"`
 
 	// path is the file the bundle was loaded from or saved to, so an
 	// ensemble saved later can refer to it instead of copying its weights.
@@ -110,6 +112,11 @@ func (b Bundle) Validate() error {
 	if err := b.Heads.Validate(); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
+	if b.FineTuned != nil {
+		if err := b.FineTuned.validate(b.Backbone); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+	}
 	if len(b.Heads) > 0 && b.Heads.InDim() != b.Backbone.Channels {
 		return fmt.Errorf("bundle: head expects %d-d input, backbone %s gives %d", b.Heads.InDim(), b.Backbone.Name, b.Backbone.Channels)
 	}
@@ -138,12 +145,17 @@ func (b Bundle) ID() string {
 	for _, m := range b.Members {
 		members = append(members, fmt.Sprintf("%s*%g", m.Bundle.ID(), m.Weight))
 	}
+	tuned := ""
+	if b.FineTuned != nil {
+		tuned = b.FineTuned.SHA256
+	}
 	data, _ := json.Marshal(struct {
 		B backbone.Spec
 		D describe.Settings
 		H describe.Heads
 		M []string
-	}{b.Backbone, b.Describe, b.Heads, members})
+		F string `json:",omitempty"`
+	}{b.Backbone, b.Describe, b.Heads, members, tuned})
 	h := sha256.Sum256(data)
 	return b.Name + "-" + hex.EncodeToString(h[:6])
 }
@@ -202,7 +214,7 @@ func load(path string, allowRefs bool) (Bundle, error) {
 
 // IsZero reports whether b is the zero bundle (an absent inline member).
 func (b Bundle) IsZero() bool {
-	return b.Version == 0 && b.Name == "" && b.Backbone.Name == "" && len(b.Heads) == 0 && len(b.Members) == 0 && b.Rerank == nil && b.Tensors == nil
+	return b.Version == 0 && b.Name == "" && b.Backbone.Name == "" && len(b.Heads) == 0 && len(b.Members) == 0 && b.Rerank == nil && b.Tensors == nil && b.FineTuned == nil
 }
 
 // Path is the file the bundle was loaded from or last saved to ("" if none).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"path/filepath"
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/describe"
@@ -47,7 +48,13 @@ func Open(b Bundle, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := backbone.Open(b.Backbone, dir, backbone.Options{Library: opt.Library, Threads: opt.Threads})
+	spec := b.Backbone
+	if b.FineTuned != nil {
+		if spec, err = b.FineTuned.modelSpec(b.Backbone, filepath.Dir(b.path), dir); err != nil {
+			return nil, err
+		}
+	}
+	sess, err := backbone.Open(spec, dir, backbone.Options{Library: opt.Library, Threads: opt.Threads})
 	if err != nil {
 		return nil, err
 	}

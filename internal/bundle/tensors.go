@@ -15,6 +15,7 @@ import (
 	"github.com/nlpodyssey/safetensors"
 
 	"prodsearch/internal/describe"
+	"prodsearch/internal/vec"
 )
 
 // TensorFile names the safetensors file that holds a bundle's weights, with
@@ -52,6 +53,16 @@ func (b *Bundle) slots() []slot {
 		for _, s := range b.Members[i].Bundle.slots() {
 			s.name = fmt.Sprintf("members.%d.%s", i, s.name)
 			out = append(out, s)
+		}
+	}
+	if f := b.FineTuned; f != nil {
+		for i := range f.Tensors {
+			t := &f.Tensors[i]
+			shape := make([]uint64, len(t.Dims))
+			for j, d := range t.Dims {
+				shape[j] = uint64(max(d, 0))
+			}
+			out = append(out, slot{"finetuned." + t.Name, &t.Data, shape})
 		}
 	}
 	for i := range b.Heads {
@@ -95,6 +106,7 @@ func (b *Bundle) tensorCount() int {
 func (b Bundle) stripped() Bundle {
 	c := b
 	c.Heads = append(describe.Heads(nil), b.Heads...)
+	c.FineTuned = b.FineTuned.clone()
 	c.Members = append([]Member(nil), b.Members...)
 	for i := range c.Members {
 		if c.Members[i].Ref != "" {
@@ -125,7 +137,7 @@ func (b *Bundle) writeTensors(path string) (*TensorFile, error) {
 			dt = safetensors.F16
 			data = make([]byte, 0, 2*len(v))
 			for _, f := range v {
-				data = binary.LittleEndian.AppendUint16(data, f32ToF16(f))
+				data = binary.LittleEndian.AppendUint16(data, vec.Half(f))
 			}
 		} else {
 			data = make([]byte, 0, 4*len(v))
@@ -235,67 +247,9 @@ func toF32(tv safetensors.TensorView) ([]float32, error) {
 	case safetensors.F16:
 		out := make([]float32, len(raw)/2)
 		for i := range out {
-			out[i] = f16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = vec.FromHalf(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		return out, nil
 	}
 	return nil, errors.New("dtype " + tv.DType().String() + " not supported (want F32 or F16)")
-}
-
-// f32ToF16 rounds to the nearest IEEE half (ties to even), saturating to
-// infinity past its range and flushing tiny values through subnormals.
-func f32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int((b>>23)&0xff) - 127 + 15
-	man := b & 0x7fffff
-	switch {
-	case (b>>23)&0xff == 0xff: // Inf or NaN
-		if man != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	case exp >= 0x1f:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		man |= 0x800000
-		shift := uint32(14 - exp)
-		h := man >> shift
-		rem := man & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | man>>13
-	rem := man & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++ // may carry into the exponent, which is still correct
-	}
-	return sign | uint16(h)
-}
-
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0:
-		if man == 0 {
-			return math.Float32frombits(sign)
-		}
-		// Subnormal half: value = man * 2^-24.
-		f := float32(man) * (1.0 / (1 << 24))
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
 }

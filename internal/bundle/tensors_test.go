@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"prodsearch/internal/vec"
 	"strings"
 	"testing"
 
@@ -185,12 +186,12 @@ func TestVersion1StillLoads(t *testing.T) {
 
 func TestFloat16RoundTrip(t *testing.T) {
 	for _, f := range []float32{0, 1, -2.5, 65504, 1e-5, -6e-8, 3.14159, 0.1} {
-		g := f16ToF32(f32ToF16(f))
+		g := vec.FromHalf(vec.Half(f))
 		if d := math.Abs(float64(g - f)); d > math.Abs(float64(f))/1000+6e-8 {
 			t.Errorf("%v -> %v", f, g)
 		}
 	}
-	if !math.IsInf(float64(f16ToF32(f32ToF16(1e6))), 1) {
+	if !math.IsInf(float64(vec.FromHalf(vec.Half(1e6))), 1) {
 		t.Error("overflow must saturate to +Inf")
 	}
 }

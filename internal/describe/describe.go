@@ -330,3 +330,20 @@ func centreLong(img image.Image, n int) image.Image {
 	y0 := b.Min.Y + (b.Dy()-n)/2
 	return sub.SubImage(image.Rect(b.Min.X, y0, b.Max.X, y0+n))
 }
+
+// ViewTensor returns the backbone input for one view of an image, exactly
+// as Describe feeds it (crop, resize, normalisation, mirroring, layout), so
+// that a caller running part of the backbone itself (fine-tuning caches
+// the frozen trunk's output) sees the same pixels.
+func (d *Describer) ViewTensor(img image.Image, v View) (input []float32, h, w int, err error) {
+	if img == nil || img.Bounds().Empty() {
+		return nil, 0, 0, errors.New("describe: image is empty")
+	}
+	r := d.resize(img, v.Scale)
+	sz := r.Rect.Size()
+	input = make([]float32, 3*sz.X*sz.Y)
+	if err := imageio.FillTensor(input, r, d.norm, v.Mirror); err != nil {
+		return nil, 0, 0, fmt.Errorf("describe: %w", err)
+	}
+	return input, sz.Y, sz.X, nil
+}

@@ -66,6 +66,11 @@ type TrainOptions struct {
 	Files    describe.FileOptions
 	Log      io.Writer // one line per epoch
 	Progress func(stage string) func(done, total int)
+	// Engine locates the models and runtime, for fine-tuning's trunk;
+	// TrunkCache is where FineTune keeps trunk outputs ("" = the run's
+	// folder).
+	Engine     bundle.Options
+	TrunkCache string
 }
 
 // Summary is what a finished (or interrupted) run reports.

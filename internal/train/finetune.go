@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/blas"
@@ -37,8 +38,9 @@ type FineTuneEpoch struct {
 	GeMP float64
 }
 
-// tailBatch lays out images of the source as one channel-major batch.
-func tailBatch(src TrunkSource, c int, img, view []int) ([]float32, planes, error) {
+// tailBatch lays out images of the source as one channel-major batch,
+// mirroring the feature maps of the images whose flip is set (nil: none).
+func tailBatch(src TrunkSource, c int, img, view []int, flip []bool) ([]float32, planes, error) {
 	maps := make([][]float32, len(img))
 	h, w := make([]int, len(img)), make([]int, len(img))
 	for r := range img {
@@ -56,7 +58,13 @@ func tailBatch(src TrunkSource, c int, img, view []int) ([]float32, planes, erro
 	for r, fm := range maps {
 		hw := h[r] * w[r]
 		for ch := 0; ch < c; ch++ {
-			copy(x[ch*pl.p+pl.off[r]:], fm[ch*hw:(ch+1)*hw])
+			dst := x[ch*pl.p+pl.off[r]:]
+			copy(dst, fm[ch*hw:(ch+1)*hw])
+			if flip != nil && flip[r] {
+				for y := 0; y < h[r]; y++ {
+					slices.Reverse(dst[y*w[r] : (y+1)*w[r]])
+				}
+			}
 		}
 	}
 	return x, pl, nil
@@ -77,7 +85,7 @@ func DescribeTrunk(ctx context.Context, t *Tail, src TrunkSource, imgs []int, v 
 			return nil, err
 		}
 		ids := imgs[lo:min(lo+batch, len(imgs))]
-		x, pl, err := tailBatch(src, t.InC, ids, view[:len(ids)])
+		x, pl, err := tailBatch(src, t.InC, ids, view[:len(ids)], nil)
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +106,9 @@ func DescribeTrunk(ctx context.Context, t *Tail, src TrunkSource, imgs []int, v 
 // the given labels. The whitening is fitted once on the untrained tail's
 // descriptors (view 0) and then kept fixed; the head starts, as in FitHead,
 // from the identity on the whitened space with proxies at the class means.
-// Every step draws P×K images (one random view each), runs tail -> GeM ->
+// Every step draws P×K images (one random view each, its trunk feature map
+// mirrored half of the time: a free stand-in for a mirrored view, whose trunk
+// output would have to be cached too), runs tail -> GeM ->
 // L2 -> whitening -> head -> loss and back, and updates the head at cfg.LR,
 // the tail at cfg.TailLR and p at cfg.GeMLR under the same schedule.
 //
@@ -173,6 +183,7 @@ func FineTune(ctx context.Context, cfg Config, t *Tail, p0 float64, src TrunkSou
 
 	ws := newFTWork(prefix, c, in, maxB)
 	img, view, cls := make([]int, 0, maxB), make([]int, 0, maxB), make([]int, 0, maxB)
+	flip := make([]bool, maxB)
 	var last describe.Heads
 	step := 0
 	for ep := 1; ep <= cfg.Epochs; ep++ {
@@ -183,7 +194,10 @@ func FineTune(ctx context.Context, cfg Config, t *Tail, p0 float64, src TrunkSou
 				return last, float64(pv[0]), fmt.Errorf("train: stopped in epoch %d after %d finished: %w", ep, ep-1, err)
 			}
 			img, view, cls = sampler.next(img, view, cls)
-			x, pl, err := tailBatch(src, t.InC, img, view)
+			for r := range img {
+				flip[r] = rng.IntN(2) == 1
+			}
+			x, pl, err := tailBatch(src, t.InC, img, view, flip[:len(img)])
 			if err != nil {
 				return last, float64(pv[0]), err
 			}

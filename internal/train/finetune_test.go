@@ -75,7 +75,7 @@ func TestFineTuneStepGradient(t *testing.T) {
 	n.gx = make([]float32, 12*4)
 	ws := newFTWork(prefix, 5, 4, 12)
 	view := []int{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1}
-	x, pl, err := tailBatch(src, 4, all, view)
+	x, pl, err := tailBatch(src, 4, all, view, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

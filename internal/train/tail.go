@@ -350,13 +350,13 @@ func (t *Tail) ZeroGrad() {
 	}
 }
 
-// WriteBack replaces the tail's initializers in m (the whole backbone) with
-// the trained values; m keeps its graph, so ONNX Runtime runs it as before.
-func (t *Tail) WriteBack(m *onnxgraph.Model) error {
-	for _, p := range t.params {
-		if err := m.ReplaceFloats(p.Name, p.W); err != nil {
-			return fmt.Errorf("writing %s back: %w", p.Name, err)
-		}
+// Forward runs the tail on one C×h×w trunk output and returns its output
+// map (Out×oh×ow), the Go counterpart of ONNX Runtime on the tail graph.
+func (t *Tail) Forward(fmap []float32, h, w int) ([]float32, int, int, error) {
+	if h <= 0 || w <= 0 || len(fmap) != t.InC*h*w {
+		return nil, 0, 0, fmt.Errorf("%w: tail input of %d values is not %d×%d×%d", ErrDimMismatch, len(fmap), t.InC, h, w)
 	}
-	return nil
+	r := t.forward(fmap, newPlanes([]int{h}, []int{w}))
+	pl := r.pl[t.out]
+	return r.val[t.out], pl.h[0], pl.w[0], nil
 }

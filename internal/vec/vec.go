@@ -1,7 +1,7 @@
 // Package vec holds the small numeric helpers that every stage applies to
-// descriptors: L2 normalisation and finite-value checks. It is a leaf: it
-// imports only the standard library, so any package may use it, and a change
-// here changes every caller the same way.
+// descriptors: L2 normalisation, finite-value checks and float16 storage.
+// It is a leaf: it imports only the standard library, so any package may use
+// it, and a change here changes every caller the same way.
 package vec
 
 import "math"
@@ -47,4 +47,63 @@ func FirstNonFinite(v []float32) int {
 		}
 	}
 	return -1
+}
+
+// Half rounds f to the nearest IEEE half (ties to even), saturating to
+// infinity past its range and flushing tiny values through subnormals.
+func Half(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int((b>>23)&0xff) - 127 + 15
+	man := b & 0x7fffff
+	switch {
+	case (b>>23)&0xff == 0xff: // Inf or NaN
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	case exp >= 0x1f:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint32(14 - exp)
+		h := man >> shift
+		rem := man & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && h&1 == 1) {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp)<<10 | man>>13
+	rem := man & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // may carry into the exponent, which is still correct
+	}
+	return sign | uint16(h)
+}
+
+// FromHalf widens an IEEE half (as Half stores it) to float32.
+func FromHalf(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	case exp == 0:
+		if man == 0 {
+			return math.Float32frombits(sign)
+		}
+		// Subnormal half: value = man * 2^-24.
+		f := float32(man) * (1.0 / (1 << 24))
+		if sign != 0 {
+			f = -f
+		}
+		return f
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
 }

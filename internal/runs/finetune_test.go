@@ -1,0 +1,154 @@
+package runs
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"prodsearch/internal/backbone"
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/onnxgraph"
+	"prodsearch/internal/testenv"
+	"prodsearch/internal/train"
+)
+
+// TestFineTunedModelMatchesGoTail perturbs the tail of each fine-tunable
+// backbone as training would, writes the fine-tuned checkpoint (bundle and
+// ONNX model), and checks that ONNX Runtime on the written model gives the
+// Go tail's output on the trunk's output; then that a bundle whose model
+// file was deleted rebuilds the identical file from the base model and the
+// tail tensors it stores.
+func TestFineTunedModelMatchesGoTail(t *testing.T) {
+	dir, lib := testenv.Models(t)
+	specs, err := backbone.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, spec := range specs {
+		if len(spec.Blocks) == 0 {
+			continue
+		}
+		t.Run(spec.Name, func(t *testing.T) {
+			path, err := spec.ModelPath(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			model, err := onnxgraph.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cut := spec.Blocks[len(spec.Blocks)-1]
+			tail, err := train.NewTail(model, cut, spec.Output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tail.Params() {
+				for j := range p.W {
+					p.W[j] *= float32(1 + 0.2*rng.NormFloat64())
+				}
+			}
+			base, err := bundle.Default(spec.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ckpt := filepath.Join(t.TempDir(), "epoch-001")
+			b, err := fineTunedBundle(base, model, tail, train.FineTuneEpoch{GeMP: 2.5}, ckpt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bpath := filepath.Join(ckpt, "bundle.json")
+			if err := b.Save(bpath); err != nil {
+				t.Fatal(err)
+			}
+			onnxPath := filepath.Join(ckpt, FineTunedModelFile)
+			written, err := os.ReadFile(onnxPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err := os.Stat(bundle.TensorPath(bpath)); err != nil || st.Size() > 10<<20 {
+				t.Fatalf("bundle tensors: %v (size must stay under 10 MB)", err)
+			}
+
+			// The image: trunk in ORT, then the Go tail; the whole written
+			// model in ORT.
+			h, w := 224, 288
+			img := make([]float32, h*w*3)
+			for i := range img {
+				img[i] = float32(rng.Float64()*2 - 1)
+			}
+			shape := []int64{1, int64(h), int64(w), 3}
+			trunkM, _, err := model.Cut(cut, spec.Output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			trunkData, err := trunkM.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := backbone.Options{Library: lib, Threads: 1}
+			trunk, err := backbone.OpenGraph(trunkData, trunkM.InputNames(), []string{cut}, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer trunk.Destroy()
+			mid, err := trunk.Run(context.Background(), backbone.Tensor{Data: img, Shape: shape})
+			if err != nil {
+				t.Fatal(err)
+			}
+			goOut, _, _, err := tail.Forward(mid[0].Data, int(mid[0].Shape[2]), int(mid[0].Shape[3]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := bundle.Load(bpath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ft := loaded.FineTuned
+			if ft == nil || ft.File != FineTunedModelFile || len(ft.Tensors) != len(tail.Params()) {
+				t.Fatalf("loaded bundle's fine-tuning record: %+v", ft)
+			}
+			whole, err := backbone.OpenGraph(written, []string{spec.Input}, []string{spec.Output}, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer whole.Destroy()
+			ortOut, err := whole.Run(context.Background(), backbone.Tensor{Data: img, Shape: shape})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cosine(goOut, ortOut[0].Data)
+			t.Logf("%s from %s: ORT on the written model vs the Go tail: cosine %.7f", spec.Name, cut, c)
+			if c < 0.9999 {
+				t.Errorf("cosine %.7f", c)
+			}
+
+			// A missing model file is rebuilt, byte for byte.
+			if err := os.Remove(onnxPath); err != nil {
+				t.Fatal(err)
+			}
+			eng, err := bundle.Open(loaded, bundle.Options{ModelDir: dir, Library: lib, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng.Close()
+			rebuilt, err := os.ReadFile(onnxPath)
+			if err != nil || string(rebuilt) != string(written) {
+				t.Fatalf("rebuilt model differs from the written one (%v)", err)
+			}
+		})
+	}
+}
+
+func cosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	return ab / math.Sqrt(aa*bb)
+}
