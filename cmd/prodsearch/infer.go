@@ -177,6 +177,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	references := fs.String("references", "", "labelled references: "+setHelp)
 	dataRoot := fs.String("data-root", "", dataRootHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object (map, map@1000, mrr, recall@1, recall@5, recall@10, queries)")
+	report := addReportFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: prodsearch eval --ranking FILE --queries Q --references R [--json]\n\n"+
 			"AP = (1/R) * sum over ranks k of P(k)*rel(k), R = relevant references in the whole reference set;\n"+
@@ -203,18 +204,21 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("references: %w", err)
 	}
-	s, err := score(rk, qs, rs)
+	ev, err := score(rk, qs, rs)
 	if err != nil {
 		return err
 	}
-	return printScores(stdout, s, *asJSON)
+	if err := writeReport(*report, stderr, ev, rk, qs, rs, "ranking "+*ranking); err != nil {
+		return err
+	}
+	return printScores(stdout, ev.Scores, *asJSON)
 }
 
-func score(rk []eval.Ranking, qs, rs *dataset.Set) (eval.Scores, error) {
+func score(rk []eval.Ranking, qs, rs *dataset.Set) (eval.Evaluation, error) {
 	if err := checkLabels(qs, rs); err != nil {
-		return eval.Scores{}, err
+		return eval.Evaluation{}, err
 	}
-	return eval.Score(rk, qs.Labels(), rs.Labels())
+	return eval.Evaluate(rk, qs.Labels(), rs.Labels())
 }
 
 // checkLabels refuses query and reference sets that cannot be scored: no
@@ -246,6 +250,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	j, parseArgs := addJobFlags("run", "--queries Q --references R [--out FILE] [--json]", stderr)
 	out := j.fs.String("out", "", "also write the ranking file")
 	asJSON := j.fs.Bool("json", false, "print the scores as one JSON object")
+	report := addReportFlag(j.fs)
 	if err := parseArgs(args); err != nil {
 		return err
 	}
@@ -259,15 +264,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	s, err := score(res.Rankings, qs, rs)
+	ev, err := score(res.Rankings, qs, rs)
 	if err != nil {
 		return err
 	}
 	if !*asJSON {
 		fmt.Fprintf(stdout, "bundle %s: %s\n", b.ID(), describeBundle(b))
 	}
+	if err := writeReport(*report, stderr, ev, res.Rankings, qs, rs, "bundle "+b.ID()+": "+describeBundle(b)); err != nil {
+		return err
+	}
 	printTiming(stderr, res)
-	return printScores(stdout, s, *asJSON)
+	return printScores(stdout, ev.Scores, *asJSON)
 }
 
 func describeBundle(b bundle.Bundle) string {

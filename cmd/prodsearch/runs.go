@@ -209,6 +209,7 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	j, parseArgs := addJobFlags("submit", "RUN/CHECKPOINT --queries Q --references R [--json]", stderr)
 	asJSON := j.fs.Bool("json", false, "print the scores as one JSON object (same keys as eval --json)")
 	note := j.fs.String("note", "", "free text stored with the leaderboard row")
+	report := addReportFlag(j.fs)
 	if err := parseArgs(args[1:]); err != nil {
 		return err
 	}
@@ -221,10 +222,11 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	s, err := score(res.Rankings, qs, rs)
+	ev, err := score(res.Rankings, qs, rs)
 	if err != nil {
 		return err
 	}
+	s := ev.Scores
 	hash, err := eval.SettingsHash(struct {
 		Bundle string
 		Top    int
@@ -242,6 +244,9 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	row := eval.ScoreRow(s)
 	row.Run, row.Checkpoint, row.Dataset, row.SettingsHash, row.Note = run, ckpt, j.queries, hash, *note
 	if err := eval.AppendLeaderboard(leaderboardPath(j.runsDir), row); err != nil {
+		return err
+	}
+	if err := writeReport(*report, stderr, ev, res.Rankings, qs, rs, "submit "+ref+" (bundle "+b.ID()+": "+describeBundle(b)+")"); err != nil {
 		return err
 	}
 	printTiming(stderr, res)

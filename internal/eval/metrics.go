@@ -82,13 +82,53 @@ func AveragePrecision(refs []string, isRel func(string) bool, nRel, k int) float
 	if k > 0 && k < n {
 		n = k
 	}
+	return APRanks(RelevantRanks(refs[:n], isRel), nRel)
+}
+
+// RelevantRanks lists the 0-based positions of the relevant references in
+// refs, ascending: the input of APRanks and PRCurve.
+func RelevantRanks(refs []string, isRel func(string) bool) []int {
 	var ranks []int
-	for i, r := range refs[:n] {
+	for i, r := range refs {
 		if isRel(r) {
 			ranks = append(ranks, i)
 		}
 	}
-	return APRanks(ranks, nRel)
+	return ranks
+}
+
+// PRCurve is one query's interpolated precision-recall curve sampled at
+// recall 0, 1/(levels-1), ..., 1: at recall level rho it is the highest
+// precision the list reaches at any recall >= rho, and 0 beyond the list's
+// last relevant reference. After the j-th relevant reference (0-based), at
+// 0-based position ranks[j], recall is (j+1)/nRel and precision
+// (j+1)/(ranks[j]+1). Averaged over queries it is the mean PR curve whose
+// area approximates mAP. levels < 2 or nRel <= 0 gives nil.
+func PRCurve(ranks []int, nRel, levels int) []float64 {
+	if levels < 2 || nRel <= 0 {
+		return nil
+	}
+	curve := make([]float64, levels)
+	level := func(i int) float64 { return float64(i) / float64(levels-1) }
+	const eps = 1e-12 // a level equal to a hit's recall belongs to that hit
+	// Walk the hits from the last, keeping the best precision at this or a
+	// later hit; levels in (recall of the previous hit, recall of this hit]
+	// take it.
+	next, best := levels-1, 0.0
+	for j := len(ranks) - 1; j >= 0; j-- {
+		best = max(best, float64(j+1)/float64(ranks[j]+1))
+		for next >= 0 && level(next) > float64(j+1)/float64(nRel)+eps {
+			next-- // beyond the last hit's recall: stays 0
+		}
+		for next >= 0 && level(next) > float64(j)/float64(nRel)+eps {
+			curve[next] = best
+			next--
+		}
+	}
+	for ; next >= 0; next-- {
+		curve[next] = best
+	}
+	return curve
 }
 
 // APRanks is the one AP computation every caller shares (after

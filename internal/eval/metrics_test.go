@@ -278,3 +278,39 @@ func TestAPRanks(t *testing.T) {
 		t.Errorf("AveragePrecision %v != APRanks %v", got, want)
 	}
 }
+
+func TestPRCurve(t *testing.T) {
+	cases := []struct {
+		name         string
+		ranks        []int
+		nRel, levels int
+		want         []float64
+	}{
+		// Hits at positions 0, 2, 4 of R = 4: recall .25/.5/.75 at
+		// precision 1, 2/3, 3/5; recall 1 is never reached.
+		{"three of four", []int{0, 2, 4}, 4, 5, []float64{1, 1, 2.0 / 3, 3.0 / 5, 0}},
+		// Interpolation: precision at a level is the best at any recall >= it.
+		{"later hit more precise", []int{2, 3}, 2, 3, []float64{2.0 / 4, 2.0 / 4, 2.0 / 4}},
+		{"single late hit", []int{3}, 1, 3, []float64{0.25, 0.25, 0.25}},
+		{"perfect", []int{0, 1}, 2, 5, []float64{1, 1, 1, 1, 1}},
+		{"no hit", nil, 2, 3, []float64{0, 0, 0}},
+		{"one level", []int{0}, 1, 1, nil},
+		{"R = 0", nil, 0, 3, nil},
+	}
+	for _, c := range cases {
+		got := PRCurve(c.ranks, c.nRel, c.levels)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: PRCurve = %v, want %v", c.name, got, c.want)
+			continue
+		}
+		for i := range got {
+			if !near(got[i], c.want[i]) {
+				t.Errorf("%s: PRCurve = %v, want %v", c.name, got, c.want)
+				break
+			}
+		}
+	}
+	if got := RelevantRanks([]string{"a", "x", "b"}, relSet("a", "b")); fmt.Sprint(got) != "[0 2]" {
+		t.Errorf("RelevantRanks = %v, want [0 2]", got)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,25 +61,6 @@ func e2eDescriber(t *testing.T) store.Describer {
 	return eng
 }
 
-func artifactsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("PRODSEARCH_ARTIFACTS")
-	if dir == "" {
-		wd, _ := os.Getwd()
-		root := wd
-		for root != "/" {
-			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-				break
-			}
-			root = filepath.Dir(root)
-		}
-		dir = filepath.Join(root, "artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 type tsvLine struct{ path, label string }
 
@@ -117,13 +97,8 @@ func TestE2EChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	chromium := os.Getenv("PRODSEARCH_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	_, err := exec.LookPath(chromium)
-	testenv.Require(t, "Chromium (apt-get install -y chromium chromium-driver)", err)
 	splits := testenv.GroceryStore(t)
+	bctx := testenv.Browser(t, 1280, 1000)
 	d := e2eDescriber(t)
 
 	// Index a deterministic subset of the references through the same code
@@ -173,43 +148,20 @@ func TestE2EChromium(t *testing.T) {
 	queries := readTSV(t, filepath.Join(splits, "query.tsv"))
 	q := queries[min(envInt("PRODSEARCH_E2E_QUERY", 0), len(queries)-1)]
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		append(chromedp.DefaultExecAllocatorOptions[:],
-			chromedp.ExecPath(chromium),
-			chromedp.NoSandbox,
-			chromedp.DisableGPU,
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.NoFirstRun,
-			chromedp.UserDataDir(filepath.Join(tmp, "chromium-profile")),
-			chromedp.WindowSize(1280, 1000),
-		)...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	// The first Do starts the browser and must not carry a timeout.
 	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/")); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
 	tctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
 	defer cancel()
-	shots := artifactsDir(t)
 	shoot := func(name string) {
 		t.Helper()
-		buf, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		p := filepath.Join(shots, name)
-		if err := os.WriteFile(p, buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
+		testenv.Screenshot(tctx, t, name)
 	}
 	imagesLoaded := chromedp.Poll[bool](`Array.from(document.querySelectorAll('#results img, #catalogue img')).every(i => i.complete)`, chromedp.WithPollingTimeout(30*time.Second))
 
 	err = chromedp.Do(tctx,
 		chromedp.WaitVisible(chromedp.CSS("#drop")),
-		void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
+		testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
 		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{q.path}),
 		chromedp.WaitVisible(chromedp.CSS("#results .card")),
 	)
@@ -236,7 +188,7 @@ func TestE2EChromium(t *testing.T) {
 	err = chromedp.Do(tctx,
 		chromedp.Click(chromedp.CSS("#results .card")),
 		chromedp.WaitVisible(chromedp.CSS("#viewer-img")),
-		void(chromedp.Poll[bool](`document.querySelector('#viewer-img').complete && document.querySelectorAll('#viewer-meta dt').length >= 4`)),
+		testenv.Void(chromedp.Poll[bool](`document.querySelector('#viewer-img').complete && document.querySelectorAll('#viewer-meta dt').length >= 4`)),
 	)
 	if err != nil {
 		t.Fatalf("viewer: %v", err)
@@ -247,7 +199,7 @@ func TestE2EChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`.tab[data-tab="catalogue"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#catalogue .card")),
 		chromedp.Click(chromedp.CSS("#next")),
-		void(chromedp.Poll[bool](`document.querySelector('#page-info').textContent.startsWith('25')`)),
+		testenv.Void(chromedp.Poll[bool](`document.querySelector('#page-info').textContent.startsWith('25')`)),
 	)
 	if err != nil {
 		t.Fatalf("catalogue: %v", err)
@@ -256,14 +208,6 @@ func TestE2EChromium(t *testing.T) {
 		t.Log(err)
 	}
 	shoot("e2e-catalogue.png")
-}
-
-// void drops an action's value so it can run in chromedp.Do.
-func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
-	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		_, err := a(ctx, t)
-		return chromedp.Void{}, err
-	}
 }
 
 // testWriter sends server logs to the test log.
