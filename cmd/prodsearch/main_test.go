@@ -60,6 +60,15 @@ func TestEvalHandComputed(t *testing.T) {
 			t.Fatalf("missing key %s in %s", key, out)
 		}
 	}
+	// --report writes the HTML report beside the scores.
+	report := filepath.Join(dir, "out", "report.html")
+	if _, _, err := runCLI(t, "eval", "--ranking", filepath.Join(dir, "rank.tsv"), "--queries", filepath.Join(dir, "q.tsv"), "--references", filepath.Join(dir, "r.tsv"), "--report", report); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(report)
+	if err != nil || !strings.Contains(string(html), "<th>MRR</th><td class=\"n\">0.6667</td>") || !strings.Contains(string(html), `<base href="../">`) {
+		t.Fatalf("report (%v):\n%.600s", err, html)
+	}
 	// A duplicate reference in one list is an error, not a silent merge.
 	write(t, filepath.Join(dir, "dup.tsv"), "q1.jpg\ta.jpg,a.jpg\n")
 	if _, _, err := runCLI(t, "eval", "--ranking", filepath.Join(dir, "dup.tsv"), "--queries", filepath.Join(dir, "q.tsv"), "--references", filepath.Join(dir, "r.tsv")); err == nil {
