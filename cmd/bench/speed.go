@@ -29,6 +29,7 @@ import (
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec/vectest"
 )
 
 // errPeerUnsupported marks a backbone the PyTorch peer cannot run as the same
@@ -64,10 +65,10 @@ func runSpeed(ctx context.Context, args []string, w io.Writer) error {
 	n := fs.Int("n", 200, "describe the first n photos of the manifest")
 	batch := fs.Int("batch", 16, "images per DescribeBatch (describe.FileOptions.Batch)")
 	threads := fs.Int("threads", runtime.NumCPU(), "ONNX Runtime intra-op threads; the PyTorch peer gets the same")
-	peer := fs.Bool("peer", true, "run the PyTorch peer (bench/torch_peer.py) on the same input tensors")
+	peer := fs.Bool("peer", true, "run the PyTorch peer (cmd/bench/peers/torch_peer.py) on the same input tensors")
 	peerN := fs.Int("peer-n", 64, "photos the peer runs on (the first ones, rounded up to whole batches; PyTorch on 2 shared cores is slow)")
 	python := fs.String("python", "/usr/bin/python3", "Python with torch, onnx and numpy, for the peer")
-	script := fs.String("peer-script", "bench/torch_peer.py", "the PyTorch peer script")
+	script := fs.String("peer-script", "cmd/bench/peers/torch_peer.py", "the PyTorch peer script")
 	models := fs.String("models", "", "model directory (default: backbone.FindModelDir)")
 	lib := fs.String("lib", "", "libonnxruntime.so.1 (default: backbone.FindLibrary)")
 	bbs := fs.String("backbones", "", "comma-separated backbones (default: every builtin)")
@@ -407,7 +408,7 @@ func (r *recordingRunner) Run(ctx context.Context, input []float32, n, h, w int)
 	if err != nil || r.f == nil || r.recorded >= r.limit {
 		return fm, err
 	}
-	r.buf = encodeFloats(r.buf[:0], input)
+	r.buf = appendF32(r.buf[:0], input)
 	r.sum.Reset()
 	r.sum.Write(r.buf)
 	if _, err := r.bw.Write(r.buf); err != nil {
@@ -417,14 +418,6 @@ func (r *recordingRunner) Run(ctx context.Context, input []float32, n, h, w int)
 	r.recorded += n
 	r.overhead += time.Since(t1)
 	return fm, nil
-}
-
-// encodeFloats appends v as little-endian float32, the peer's dtype "<f4".
-func encodeFloats(dst []byte, v []float32) []byte {
-	for _, x := range v {
-		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(x))
-	}
-	return dst
 }
 
 // replayRunner answers the recorded calls, in order, with the peer's
@@ -449,7 +442,7 @@ func (r *replayRunner) Run(_ context.Context, input []float32, n, h, w int) (bac
 		return backbone.FeatureMap{}, fmt.Errorf("replay: call %d beyond the %d recorded", r.next+1, len(r.calls))
 	}
 	want := r.calls[r.next]
-	r.buf = encodeFloats(r.buf[:0], input)
+	r.buf = appendF32(r.buf[:0], input)
 	got := peerCall{N: n, H: h, W: w, CRC: crc32.Checksum(r.buf, crc32.MakeTable(crc32.Castagnoli))}
 	if got != (peerCall{N: want.N, H: want.H, W: want.W, CRC: want.CRC}) {
 		return backbone.FeatureMap{}, fmt.Errorf("replay: call %d is %+v, recorded %+v (pipeline not deterministic?)", r.next, got, want)
@@ -574,50 +567,6 @@ func seconds(s []float64) time.Duration {
 	return time.Duration(t * float64(time.Second))
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// timeSearch builds a Flat of refs synthetic unit vectors and returns the
-// time per query of Search (one query at a time) and of SearchBatch.
-func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, batch time.Duration, err error) {
-	rng := rand.New(rand.NewPCG(uint64(dim), uint64(refs)))
-	vecs := make([]float32, refs*dim)
-	ids := make([]string, refs)
-	for i := range refs {
-		v := vecs[i*dim : (i+1)*dim]
-		var s float64
-		for j := range v {
-			x := rng.NormFloat64()
-			v[j] = float32(x)
-			s += x * x
-		}
-		inv := float32(1 / math.Sqrt(s))
-		for j := range v {
-			v[j] *= inv
-		}
-		ids[i] = "ref" + strconv.Itoa(i)
-	}
-	f, err := index.NewFlatFrom(dim, ids, vecs)
-	if err != nil {
-		return 0, 0, err
-	}
-	if _, err := f.Search(ctx, qs[0], k, nil); err != nil { // warm-up
-		return 0, 0, err
-	}
-	t0 := time.Now()
-	for _, q := range qs {
-		if _, err := f.Search(ctx, q, k, nil); err != nil {
-			return 0, 0, err
-		}
-	}
-	single = time.Since(t0) / time.Duration(len(qs))
-	t0 = time.Now()
-	if _, err := f.SearchBatch(ctx, qs, k); err != nil {
-		return 0, 0, err
-	}
-	batch = time.Since(t0) / time.Duration(len(qs))
-	return single, batch, nil
-}
-
 // printSpeedTable prints one line per backbone × setting: throughput, per
 // stage ms per image and share of the summed stage time, and the peer.
 func printSpeedTable(w io.Writer, rows []speedRow) {
@@ -666,4 +615,36 @@ func printSpeedTable(w io.Writer, rows []speedRow) {
 	for _, n := range notes {
 		fmt.Fprintln(w, "peer skipped for", n)
 	}
+}
+
+// timeSearch builds a Flat of refs synthetic unit vectors and returns the
+// time per query of Search (one query at a time) and of SearchBatch.
+func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, batch time.Duration, err error) {
+	rng := rand.New(rand.NewPCG(uint64(dim), uint64(refs)))
+	vecs := make([]float32, 0, refs*dim)
+	ids := make([]string, refs)
+	for i := range refs {
+		vecs = append(vecs, vectest.Unit(rng, dim)...)
+		ids[i] = "ref" + strconv.Itoa(i)
+	}
+	f, err := index.NewFlatFrom(dim, ids, vecs)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := f.Search(ctx, qs[0], k, nil); err != nil { // warm-up
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	for _, q := range qs {
+		if _, err := f.Search(ctx, q, k, nil); err != nil {
+			return 0, 0, err
+		}
+	}
+	single = time.Since(t0) / time.Duration(len(qs))
+	t0 = time.Now()
+	if _, err := f.SearchBatch(ctx, qs, k); err != nil {
+		return 0, 0, err
+	}
+	batch = time.Since(t0) / time.Duration(len(qs))
+	return single, batch, nil
 }

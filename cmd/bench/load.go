@@ -1,4 +1,4 @@
-// Command loadtest measures search throughput and latency over HTTP on
+// bench load measures search throughput and latency over HTTP on
 // loopback, split into the server's decode, describe and search time.
 //
 // By default it builds everything in-process: a temporary store holding the
@@ -6,23 +6,16 @@
 // by a real backbone with -backbone) plus synthetic descriptors up to -refs,
 // a server on 127.0.0.1, and clients posting the query photos.
 //
-//	loadtest -refs 2626,100000 -c 1,4
-//	loadtest -backbone coral_mnv1 -refs 100000
-//
-// Soak mode starts `prodsearch serve` on a new store in a temporary
-// directory and drives it on loopback with clients that search by photo,
-// add, replace, delete, list and send bad requests, for a fixed time; it
-// fails on a transport error, a 5xx or any other unexpected status, an item
-// lost or a ghost seen, or the server's RSS growing past a bound:
-//
-//	loadtest -soak 5m -clients 8 -prodsearch bin/prodsearch
+//	go run ./cmd/bench load -refs 2626,100000 -c 1,4
+//	go run ./cmd/bench load -backbone coral_mnv1 -refs 100000
 //
 // Against a running `prodsearch serve` (store prepared beforehand):
 //
 //	prodsearch index add --store S --ids path ../shared/data/grocerystore/splits/reference.tsv
-//	loadtest -prepare S -refs 100000        # pads S with synthetic descriptors
+//	go run ./cmd/bench load -prepare S -refs 100000        # pads S with synthetic descriptors
 //	prodsearch serve --store S --addr 127.0.0.1:8080 &
-//	loadtest -url http://127.0.0.1:8080 -c 1,4
+//	go run ./cmd/bench load -url http://127.0.0.1:8080 -c 1,4
+
 package main
 
 import (
@@ -34,38 +27,28 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
 	"prodsearch/internal/index"
 	"prodsearch/internal/ingest"
 	"prodsearch/internal/server"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
+	"prodsearch/internal/vec/vectest"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest:", err)
-		os.Exit(1)
-	}
-}
-
-type options struct {
+type loadOptions struct {
 	url        string
 	prepare    string
 	refs       []int
@@ -81,9 +64,9 @@ type options struct {
 	jsonOut    string
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	var o options
+func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench load", flag.ContinueOnError)
+	var o loadOptions
 	splits := filepath.Join("..", "shared", "data", "grocerystore", "splits")
 	refsFlag := fs.String("refs", "2626,100000", "comma-separated reference counts to test (real references first, then synthetic descriptors)")
 	concFlag := fs.String("c", "1,4", "comma-separated client concurrency levels")
@@ -98,25 +81,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
-	var so soakOptions
-	fs.DurationVar(&so.duration, "soak", 0, "soak mode: start `prodsearch serve` on a new store and drive it with -clients for this long (e.g. 5m)")
-	fs.DurationVar(&so.warmup, "warmup", 0, "soak: load before the RSS baseline (default a quarter of -soak, at most 1m)")
-	fs.IntVar(&so.clients, "clients", 8, "soak: concurrent clients")
-	fs.IntVar(&so.items, "items", 48, "soak: item IDs each client cycles through add, replace and delete")
-	fs.StringVar(&so.binary, "prodsearch", filepath.Join("bin", "prodsearch"), "soak: the prodsearch binary to serve with")
-	serveArgs := fs.String("serve-args", "", "soak: more flags for `prodsearch serve`, space-separated (e.g. \"--backbone coral_mnv2\")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if so.duration > 0 {
-		so.serveArgs, so.vectors, so.k, so.jsonOut = strings.Fields(*serveArgs), o.vectors, o.k, o.jsonOut
-		return runSoak(ctx, so, stdout)
-	}
 	var err error
-	if o.refs, err = ints(*refsFlag); err != nil {
+	if o.refs, err = parseInts(*refsFlag); err != nil {
 		return fmt.Errorf("-refs: %w", err)
 	}
-	if o.conc, err = ints(*concFlag); err != nil {
+	if o.conc, err = parseInts(*concFlag); err != nil {
 		return fmt.Errorf("-c: %w", err)
 	}
 	if o.prepare != "" {
@@ -126,10 +98,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var all []result
+	var all []loadResult
 	if o.url != "" {
 		for _, c := range o.conc {
-			r, err := measure(ctx, o.url, queries, c, o.n, o.k)
+			r, err := measureLoad(ctx, o.url, queries, c, o.n, o.k)
 			if err != nil {
 				return err
 			}
@@ -146,54 +118,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return writeJSON(o.jsonOut, rs)
 }
 
-func ints(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q: want positive integers", s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func readManifest(path string) ([][2]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out [][2]string
-	for _, line := range strings.Split(string(data), "\n") {
-		p, l, _ := strings.Cut(strings.TrimRight(line, "\r"), "\t")
-		if p == "" || strings.HasPrefix(p, "#") {
-			continue
-		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(path), p)
-		}
-		out = append(out, [2]string{p, l})
-	}
-	return out, nil
-}
-
-type query struct {
+type loadQuery struct {
 	name, label string
 	data        []byte
 }
 
-func loadQueries(path string) ([]query, error) {
-	m, err := readManifest(path)
+// loadQueries reads the photos a manifest (or class folder) lists.
+func loadQueries(path string) ([]loadQuery, error) {
+	set, err := dataset.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("queries: %w", err)
 	}
-	qs := make([]query, 0, len(m))
-	for _, e := range m {
-		data, err := os.ReadFile(e[0])
+	qs := make([]loadQuery, 0, len(set.Items))
+	for _, it := range set.Items {
+		data, err := os.ReadFile(it.Path)
 		if err != nil {
 			return nil, fmt.Errorf("queries: %w", err)
 		}
-		qs = append(qs, query{name: filepath.Base(e[0]), label: e[1], data: data})
+		qs = append(qs, loadQuery{name: filepath.Base(it.Path), label: it.Label, data: data})
 	}
 	if len(qs) == 0 {
 		return nil, errors.New("queries: none")
@@ -203,7 +145,7 @@ func loadQueries(path string) ([]query, error) {
 
 // inProcess builds one store and grows it through the -refs sizes, serving
 // it on loopback and measuring at each size and concurrency.
-func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer) ([]result, error) {
+func inProcess(ctx context.Context, o loadOptions, queries []loadQuery, stdout io.Writer) ([]loadResult, error) {
 	var d store.Describer = storetest.NewColourDescriber(o.dim)
 	if o.backbone != "" {
 		b, err := bundle.Default(o.backbone)
@@ -230,7 +172,7 @@ func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer
 	}
 	fmt.Fprintf(stdout, "indexed the real references in %v with %s\n", time.Since(t0).Round(time.Millisecond), d.BundleID())
 
-	var out []result
+	var out []loadResult
 	for _, n := range o.refs {
 		if err := prepare(ctx, dir, n, stdout); err != nil {
 			return nil, err
@@ -255,7 +197,7 @@ func inProcess(ctx context.Context, o options, queries []query, stdout io.Writer
 		go func() { done <- srv.Serve(sctx, ln) }()
 		url := "http://" + ln.Addr().String()
 		for _, c := range o.conc {
-			r, err := measure(ctx, url, queries, c, o.n, o.k)
+			r, err := measureLoad(ctx, url, queries, c, o.n, o.k)
 			if err != nil {
 				cancel()
 				st.Close()
@@ -312,18 +254,7 @@ func prepare(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	for i := have; i < n; {
 		es := make([]store.Entry, 0, min(batch, n-i))
 		for ; i < n && len(es) < batch; i++ {
-			v := make([]float32, dim)
-			var ss float64
-			for j := range v {
-				f := r.NormFloat64()
-				v[j] = float32(f)
-				ss += f * f
-			}
-			inv := float32(1 / math.Sqrt(ss))
-			for j := range v {
-				v[j] *= inv
-			}
-			es = append(es, store.Entry{ID: fmt.Sprintf("synthetic-%07d", i), Label: "synthetic", Vector: v})
+			es = append(es, store.Entry{ID: fmt.Sprintf("synthetic-%07d", i), Label: "synthetic", Vector: vectest.Unit(r, dim)})
 		}
 		if err := st.Add(ctx, es, store.AddOptions{}); err != nil {
 			return err
@@ -334,7 +265,7 @@ func prepare(ctx context.Context, dir string, n int, stdout io.Writer) error {
 }
 
 // result is one measured configuration; durations in milliseconds.
-type result struct {
+type loadResult struct {
 	Refs        int                `json:"refs"`
 	Bundle      string             `json:"bundle,omitempty"`
 	Concurrency int                `json:"concurrency"`
@@ -345,27 +276,9 @@ type result struct {
 	Latency     map[string]summary `json:"latency_ms"`
 }
 
-type summary struct {
-	P50, P95, P99, Mean float64
-}
+var loadStages = []string{"client", "server", "decode", "queue", "describe", "search"}
 
-func summarise(xs []float64) summary {
-	if len(xs) == 0 {
-		return summary{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	q := func(p float64) float64 { return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)] }
-	var sum float64
-	for _, x := range s {
-		sum += x
-	}
-	return summary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Mean: sum / float64(len(s))}
-}
-
-var stages = []string{"client", "server", "decode", "queue", "describe", "search"}
-
-func (r result) print(w io.Writer) {
+func (r loadResult) print(w io.Writer) {
 	refs := strconv.Itoa(r.Refs)
 	if r.Refs < 0 {
 		refs = "(remote)"
@@ -373,13 +286,13 @@ func (r result) print(w io.Writer) {
 	fmt.Fprintf(w, "\nreferences %s, concurrency %d: %d requests, %d errors, %.1f req/s, top-1 label agreement %.0f%%\n",
 		refs, r.Concurrency, r.Requests, r.Errors, r.RPS, 100*r.Top1Label)
 	fmt.Fprintf(w, "  %-9s %8s %8s %8s %8s  (ms)\n", "", "p50", "p95", "p99", "mean")
-	for _, s := range stages {
+	for _, s := range loadStages {
 		l := r.Latency[s]
 		fmt.Fprintf(w, "  %-9s %8.2f %8.2f %8.2f %8.2f\n", s, l.P50, l.P95, l.P99, l.Mean)
 	}
 }
 
-type sample struct {
+type loadSample struct {
 	client float64
 	timing server.Timing
 	top1   bool
@@ -387,33 +300,33 @@ type sample struct {
 }
 
 // measure posts n raw-body searches from c clients after a warm-up.
-func measure(ctx context.Context, url string, queries []query, c, n, k int) (result, error) {
+func measureLoad(ctx context.Context, url string, queries []loadQuery, c, n, k int) (loadResult, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}, Timeout: time.Minute}
-	one := func(q query) sample {
+	one := func(q loadQuery) loadSample {
 		t0 := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/v1/search?k=%d", url, k), bytes.NewReader(q.data))
 		if err != nil {
-			return sample{err: err}
+			return loadSample{err: err}
 		}
 		req.Header.Set("Content-Type", "image/jpeg")
 		resp, err := client.Do(req)
 		if err != nil {
-			return sample{err: err}
+			return loadSample{err: err}
 		}
 		defer resp.Body.Close()
 		var sr server.SearchResponse
 		if err := json.NewDecoder(resp.Body).Decode(&sr); err != nil || resp.StatusCode != http.StatusOK {
-			return sample{err: fmt.Errorf("status %d: %v", resp.StatusCode, err)}
+			return loadSample{err: fmt.Errorf("status %d: %v", resp.StatusCode, err)}
 		}
-		return sample{client: float64(time.Since(t0).Microseconds()) / 1000, timing: sr.TimingMS,
+		return loadSample{client: float64(time.Since(t0).Microseconds()) / 1000, timing: sr.TimingMS,
 			top1: len(sr.Results) > 0 && sr.Results[0].Label == q.label}
 	}
 	for i := range 50 {
 		if s := one(queries[i%len(queries)]); s.err != nil {
-			return result{}, fmt.Errorf("warm-up: %w", s.err)
+			return loadResult{}, fmt.Errorf("warm-up: %w", s.err)
 		}
 	}
-	samples := make([]sample, n)
+	samples := make([]loadSample, n)
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -437,9 +350,9 @@ func measure(ctx context.Context, url string, queries []query, c, n, k int) (res
 	wg.Wait()
 	elapsed := time.Since(t0)
 	if err := ctx.Err(); err != nil {
-		return result{}, err
+		return loadResult{}, err
 	}
-	r := result{Concurrency: c, Requests: n, RPS: float64(n) / elapsed.Seconds(), Latency: map[string]summary{}}
+	r := loadResult{Concurrency: c, Requests: n, RPS: float64(n) / elapsed.Seconds(), Latency: map[string]summary{}}
 	cols := map[string][]float64{}
 	top1 := 0
 	for _, s := range samples {
@@ -458,7 +371,7 @@ func measure(ctx context.Context, url string, queries []query, c, n, k int) (res
 	if ok := n - r.Errors; ok > 0 {
 		r.Top1Label = float64(top1) / float64(ok)
 	}
-	for _, s := range stages {
+	for _, s := range loadStages {
 		r.Latency[s] = summarise(cols[s])
 	}
 	if r.Errors > 0 {
@@ -470,15 +383,4 @@ func measure(ctx context.Context, url string, queries []query, c, n, k int) (res
 		}
 	}
 	return r, nil
-}
-
-func writeJSON(path string, v any) error {
-	if path == "" {
-		return nil
-	}
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

@@ -1,13 +1,14 @@
-// Command scalebench measures reference search at scale on synthetic
+// bench scale measures reference search at scale on synthetic
 // descriptors: exact (index.Flat), approximate (index.HNSW) and a Weaviate
 // node, side by side with faiss IndexFlatIP and IndexHNSWFlat run on the same
-// vectors by bench/faiss_peer.py. It reports QPS, latency, recall@10 against
+// vectors by peers/faiss_peer.py. It reports QPS, latency, recall@10 against
 // exact search, build time and memory, and the Go/faiss ratios.
 //
-//	go run ./cmd/scalebench -n 100000                     # exact, HNSW, faiss
-//	go run ./cmd/scalebench -n 1000000 -nq 500            # 1M x 1280: ~5 GB per copy
-//	go run ./cmd/scalebench -weaviate 'weaviate://127.0.0.1:18000?grpc=127.0.0.1:18001' \
+//	go run ./cmd/bench scale -n 100000                     # exact, HNSW, faiss
+//	go run ./cmd/bench scale -n 1000000 -nq 500            # 1M x 1280: ~5 GB per copy
+//	go run ./cmd/bench scale -weaviate 'weaviate://127.0.0.1:18000?grpc=127.0.0.1:18001' \
 //	    -weaviate-pid-file ~/.cache/prodsearch/weaviate/cluster/node-0.pid
+
 package main
 
 import (
@@ -19,10 +20,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -36,7 +35,7 @@ import (
 	"prodsearch/internal/index"
 )
 
-type options struct {
+type scaleOptions struct {
 	n, nq, dim, k, ktop int
 	latQueries          int
 	m, efc              int
@@ -52,18 +51,9 @@ type options struct {
 	weaviateOnly        bool
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "scalebench:", err)
-		os.Exit(1)
-	}
-}
-
-func parse(args []string) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("scalebench", flag.ContinueOnError)
+func parseScale(args []string) (scaleOptions, error) {
+	var o scaleOptions
+	fs := flag.NewFlagSet("bench scale", flag.ContinueOnError)
 	fs.IntVar(&o.n, "n", 100_000, "references (1000000 for the 1M benchmark: ~5 GB per copy at 1280-d)")
 	fs.IntVar(&o.nq, "nq", 1000, "queries")
 	fs.IntVar(&o.dim, "dim", 1280, "descriptor dimension")
@@ -75,7 +65,7 @@ func parse(args []string) (options, error) {
 	efs := fs.String("ef", "16,32,64,128,256", "HNSW efSearch values to sweep")
 	seed := fs.Uint64("seed", 1, "data seed")
 	fs.StringVar(&o.python, "python", "/usr/bin/python3", "python with faiss and numpy; empty skips faiss")
-	fs.StringVar(&o.peer, "peer", "bench/faiss_peer.py", "faiss peer script")
+	fs.StringVar(&o.peer, "peer", "cmd/bench/peers/faiss_peer.py", "faiss peer script")
 	fs.StringVar(&o.weaviateURL, "weaviate", "", "weaviate:// URL of a single node to measure (collection Scalebench, dropped first)")
 	fs.StringVar(&o.weaviatePIDFile, "weaviate-pid-file", "", "PID file of that node, to read its memory")
 	fs.IntVar(&o.weaviateClients, "weaviate-clients", 0, "concurrent search clients for Weaviate's all-cores QPS (default 2*GOMAXPROCS)")
@@ -119,20 +109,12 @@ type timing struct {
 }
 
 func summarize(lat []time.Duration) timing {
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	var tot time.Duration
-	for _, d := range s {
-		tot += d
+	xs := make([]float64, len(lat))
+	for i, d := range lat {
+		xs[i] = ms(d)
 	}
-	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	pct := func(p float64) time.Duration { return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)] }
-	return timing{
-		QPS:        float64(len(s)) / tot.Seconds(),
-		MsPerQuery: ms(tot) / float64(len(s)),
-		P50Ms:      ms(pct(0.50)),
-		P99Ms:      ms(pct(0.99)),
-	}
+	st := summarise(xs)
+	return timing{QPS: 1000 / st.Mean, MsPerQuery: st.Mean, P50Ms: st.P50, P99Ms: st.P99}
 }
 
 func batchTiming(nq int, d time.Duration) timing {
@@ -171,7 +153,7 @@ type weaviateReport struct {
 	Sweep    []annPoint `json:"sweep"`
 }
 
-type report struct {
+type scaleReport struct {
 	N, NQ, Dim, K, KTop, LatQueries, Threads int
 	M, EfC                                   int
 	Data                                     string
@@ -183,23 +165,16 @@ type report struct {
 }
 
 func logf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "scalebench %s: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+	fmt.Fprintf(os.Stderr, "bench scale %s: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 }
 
-func heapBytes() int64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
-func run(ctx context.Context, args []string, stdout io.Writer) error {
-	o, err := parse(args)
+func runScale(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parseScale(args)
 	if err != nil {
 		return err
 	}
 	threads := runtime.GOMAXPROCS(0)
-	rep := report{N: o.n, NQ: o.nq, Dim: o.dim, K: o.k, KTop: o.ktop, LatQueries: o.latQueries, Threads: threads, M: o.m, EfC: o.efc}
+	rep := scaleReport{N: o.n, NQ: o.nq, Dim: o.dim, K: o.k, KTop: o.ktop, LatQueries: o.latQueries, Threads: threads, M: o.m, EfC: o.efc}
 	s := defaultSynth(o.dim, o.seed)
 	rep.Data = fmt.Sprintf("synthetic: %d-d latent catalogue (%d products/category, ~%d views/product, spreads %.2g/%.2g) embedded in %d-d, noise %.2g, unit norm",
 		s.latent, s.productsPer, s.viewsPer, s.productSpread, s.viewSpread, o.dim, s.noise)
@@ -345,13 +320,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	printReport(stdout, &rep)
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeJSON(o.jsonOut, rep)
 }
 
 // Streams of the synthetic generator: references and queries are
@@ -365,7 +334,7 @@ const (
 // whole: each slice of references is drawn, searched exactly for the ground
 // truth, and dropped, then drawn again (identically) for the import. At 1M x
 // 1280 this keeps the benchmark near 0.5 GB beside the server.
-func runWeaviateOnly(ctx context.Context, o options, s synth, rep *report, stdout io.Writer) error {
+func runWeaviateOnly(ctx context.Context, o scaleOptions, s synth, rep *scaleReport, stdout io.Writer) error {
 	t0 := time.Now()
 	w := s.world(o.n)
 	qs := rows(w.views(o.nq, queryStream), o.dim)
@@ -402,11 +371,7 @@ func runWeaviateOnly(ctx context.Context, o options, s synth, rep *report, stdou
 	}
 	rep.Weaviate = wr
 	printReport(stdout, rep)
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		return os.WriteFile(o.jsonOut, b, 0o644)
-	}
-	return nil
+	return writeJSON(o.jsonOut, rep)
 }
 
 // mergeTop merges two best-first hit lists into the best k.
@@ -425,22 +390,7 @@ func rows(flat []float32, dim int) [][]float32 {
 }
 
 func writeF32(path string, v []float32) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 0, 1<<20)
-	for i, x := range v {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
-		if len(buf) == cap(buf) || i == len(v)-1 {
-			if _, err := f.Write(buf); err != nil {
-				f.Close()
-				return err
-			}
-			buf = buf[:0]
-		}
-	}
-	return f.Close()
+	return os.WriteFile(path, appendF32(make([]byte, 0, 4*len(v)), v), 0o644)
 }
 
 func writeGT(path string, gt [][]index.Hit, ktop int) error {
@@ -530,7 +480,7 @@ func sweepHNSW(ctx context.Context, h *index.HNSW, qs [][]float32, gt [][]index.
 	return p, nil
 }
 
-func saveLoad(ctx context.Context, hp **index.HNSW, qs [][]float32, o options, r *hnswReport) error {
+func saveLoad(ctx context.Context, hp **index.HNSW, qs [][]float32, o scaleOptions, r *hnswReport) error {
 	h := *hp
 	dir, err := os.MkdirTemp(o.tmp, "scalebench-graph")
 	if err != nil {
@@ -573,30 +523,21 @@ func saveLoad(ctx context.Context, hp **index.HNSW, qs [][]float32, o options, r
 	return nil
 }
 
+// rssOf is the resident set of the process whose PID is in pidFile, 0 when
+// it cannot be read.
 func rssOf(pidFile string) int64 {
-	if pidFile == "" {
-		return 0
-	}
 	b, err := os.ReadFile(pidFile)
-	if err != nil {
+	if pidFile == "" || err != nil {
 		return 0
 	}
-	st, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(b)), "status"))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(st), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	rss, _ := procStatus(pid, "VmRSS")
+	return rss
 }
 
 // benchWeaviate imports the references, read through src (rows lo..hi), into
 // a fresh collection and sweeps ef. exactMs, when known, gives the speed-ups.
-func benchWeaviate(ctx context.Context, o options, ids []string, src func(lo, hi int) ([]float32, error), qs [][]float32, gt [][]index.Hit, exactMs float64) (*weaviateReport, error) {
+func benchWeaviate(ctx context.Context, o scaleOptions, ids []string, src func(lo, hi int) ([]float32, error), qs [][]float32, gt [][]index.Hit, exactMs float64) (*weaviateReport, error) {
 	url := o.weaviateURL
 	if !strings.Contains(url, "class=") {
 		sep := "?"
@@ -695,10 +636,10 @@ func benchWeaviate(ctx context.Context, o options, ids []string, src func(lo, hi
 	return r, nil
 }
 
-func printReport(w io.Writer, r *report) {
+func printReport(w io.Writer, r *scaleReport) {
 	gb := func(b int64) string { return fmt.Sprintf("%.2f GB", float64(b)/1e9) }
 	perM := func(b int64) string { return fmt.Sprintf("%.2f GB/M", float64(b)/float64(r.N)*1e6/1e9) }
-	fmt.Fprintf(w, "scalebench: %d refs x %d-d, %d queries, %d threads\n%s\n\n", r.N, r.Dim, r.NQ, r.Threads, r.Data)
+	fmt.Fprintf(w, "bench scale: %d refs x %d-d, %d queries, %d threads\n%s\n\n", r.N, r.Dim, r.NQ, r.Threads, r.Data)
 	if r.Weaviate != nil && r.HNSW.Sweep == nil {
 		fmt.Fprintf(w, "Weaviate, one node: import %.1fs, server RSS growth %s (%s); ground truth streamed exact in %.1fs\n",
 			r.Weaviate.ImportS, gb(r.Weaviate.MemBytes), perM(r.Weaviate.MemBytes), r.GroundTruthS)
@@ -760,7 +701,7 @@ type faissOut struct {
 	} `json:"hnsw"`
 }
 
-func printFaiss(w io.Writer, r *report) {
+func printFaiss(w io.Writer, r *scaleReport) {
 	var f faissOut
 	if err := json.Unmarshal(r.Faiss, &f); err != nil {
 		fmt.Fprintf(w, "\nfaiss: unreadable output: %v\n", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"image"
@@ -25,12 +26,13 @@ import (
 	"sync"
 	"time"
 
+	"prodsearch/internal/index"
 	"prodsearch/internal/server"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
 )
 
-// soakOptions configure -soak: a real `prodsearch serve` on a fresh store
+// soakOptions configure soak: a real `prodsearch serve` on a fresh store
 // in a temporary directory, driven by clients that search, add, replace,
 // remove, list and send bad requests for a fixed time.
 type soakOptions struct {
@@ -51,7 +53,33 @@ const (
 	rssSlack  = 64 << 20
 )
 
-// soakReport is what -soak prints and writes with -json.
+// soakCmd (bench soak) starts `prodsearch serve` on a new store in a
+// temporary directory and drives it on loopback with clients that search by
+// photo, add, replace, delete, list and send bad requests, for a fixed time;
+// it fails on a transport error, a 5xx or any other unexpected status, an
+// item lost or a ghost seen, or the server's RSS growing past a bound:
+//
+//	go run ./cmd/bench soak -duration 5m -clients 8 -prodsearch bin/prodsearch
+func soakCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench soak", flag.ContinueOnError)
+	var so soakOptions
+	fs.DurationVar(&so.duration, "duration", 5*time.Minute, "how long to drive the server after the warm-up")
+	fs.DurationVar(&so.warmup, "warmup", 0, "load before the RSS baseline (default a quarter of -duration, at most 1m)")
+	fs.IntVar(&so.clients, "clients", 8, "concurrent clients")
+	fs.IntVar(&so.items, "items", 48, "item IDs each client cycles through add, replace and delete")
+	fs.StringVar(&so.binary, "prodsearch", filepath.Join("bin", "prodsearch"), "the prodsearch binary to serve with")
+	serveArgs := fs.String("serve-args", "", "more flags for `prodsearch serve`, space-separated (e.g. \"--backbone coral_mnv2\")")
+	fs.IntVar(&so.k, "k", 10, "results per search")
+	index.Flag(fs, &so.vectors, index.KindFlat)
+	fs.StringVar(&so.jsonOut, "json", "", "also write the report as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	so.serveArgs = strings.Fields(*serveArgs)
+	return runSoak(ctx, so, stdout)
+}
+
+// soakReport is what soak prints and writes with -json.
 type soakReport struct {
 	Duration   string           `json:"duration"`
 	Warmup     string           `json:"warmup"`
@@ -698,21 +726,6 @@ func scrapeMetrics(s *soak) map[string]float64 {
 		}
 	}
 	return out
-}
-
-// procStatus reads a "kB" field (VmRSS, VmHWM) of /proc/PID/status.
-func procStatus(pid int, field string) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
 func (s *soak) fill(rep *soakReport, elapsed time.Duration) {

@@ -49,12 +49,12 @@ func TestSmoke(t *testing.T) {
 	os.WriteFile(qm, []byte(queries.String()), 0o644)
 	out := filepath.Join(dir, "out.json")
 	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"-refs", "6,50", "-c", "1,2", "-n", "20", "-dim", "32",
+	err := runLoad(context.Background(), []string{"-refs", "6,50", "-c", "1,2", "-n", "20", "-dim", "32",
 		"-references", rm, "-queries", qm, "-json", out}, &stdout)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}
-	var rs []result
+	var rs []loadResult
 	data, _ := os.ReadFile(out)
 	if err := json.Unmarshal(data, &rs); err != nil || len(rs) != 4 {
 		t.Fatalf("results %s: %v", data, err)

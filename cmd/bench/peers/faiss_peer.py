@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""faiss peer for cmd/scalebench: the same vectors, the same queries, the
+"""faiss peer for `go run ./cmd/bench scale`: the same vectors, the same queries, the
 same measurements, with IndexFlatIP (exact) and IndexHNSWFlat (inner product).
 
-Reads from --dir (written by scalebench):
+Reads from --dir (written by bench scale):
   refs.f32     n x dim float32, little-endian, row-major
   queries.f32  nq x dim float32
   gt.i32       nq x ktop int32, the Go exact index's top-ktop positions

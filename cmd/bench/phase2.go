@@ -1,4 +1,4 @@
-// Command phase2bench measures exact search and re-ranking at the shape of
+// bench phase2 measures exact search and re-ranking at the shape of
 // the Naver AI Hackathon 2018 phase-2 evaluation (18,027 queries against
 // 36,748 references of 1,280-d descriptors) on synthetic descriptors with
 // planted classes, reporting wall time per step, peak memory and mAP@k with
@@ -8,28 +8,23 @@
 //
 // Usage:
 //
-//	phase2bench                           # full phase-2 size
-//	phase2bench -queries 200 -refs 2000   # quick run
+//	go run ./cmd/bench phase2                           # full phase-2 size
+//	go run ./cmd/bench phase2 -queries 200 -refs 2000   # quick run
 //
 // Descriptors are low-rank: each class has a random centre in an r-dim
 // latent space, each image is its class centre plus latent noise, projected
 // to dim dimensions, plus isotropic noise, then L2-normalised. Query i and
 // reference j are relevant to each other when they share a class.
+
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
+	"io"
 	"math"
-	"math/rand/v2"
-	"os"
-	"os/signal"
 	"runtime"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"prodsearch/internal/eval"
@@ -37,7 +32,7 @@ import (
 	"prodsearch/internal/rerank"
 )
 
-type config struct {
+type phase2Config struct {
 	queries, refs, classes, dim, rank int
 	intraNoise, noise                 float64
 	seed                              uint64
@@ -54,8 +49,10 @@ type config struct {
 	lambda                            float64
 }
 
-func main() {
-	var c config
+// phase2Cmd parses the phase2 flags and runs the benchmark.
+func phase2Cmd(ctx context.Context, args []string, w io.Writer) error {
+	var c phase2Config
+	flag := flag.NewFlagSet("bench phase2", flag.ContinueOnError)
 	flag.IntVar(&c.queries, "queries", 18_027, "number of queries")
 	flag.IntVar(&c.refs, "refs", 36_748, "number of references")
 	flag.IntVar(&c.classes, "classes", 1_383, "number of planted classes")
@@ -79,16 +76,13 @@ func main() {
 	flag.IntVar(&c.k1, "k1", 20, "k-reciprocal k1")
 	flag.IntVar(&c.k2, "k2", 6, "k-reciprocal k2")
 	flag.Float64Var(&c.lambda, "lambda", 0.3, "k-reciprocal lambda")
-	flag.Parse()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c); err != nil {
-		log.Fatal(err)
+	if err := flag.Parse(args); err != nil {
+		return err
 	}
+	return runPhase2(ctx, c, w)
 }
 
-func (c config) validate() error {
+func (c phase2Config) validate() error {
 	switch {
 	case c.queries <= 0 || c.refs <= 0 || c.classes <= 0 || c.dim <= 0 || c.rank <= 0:
 		return fmt.Errorf("sizes must be positive")
@@ -102,18 +96,18 @@ func (c config) validate() error {
 	return nil
 }
 
-func run(ctx context.Context, c config) error {
+func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
 	mem := startMemSampler(100 * time.Millisecond)
 	defer mem.stop()
-	fmt.Printf("phase2bench: %d queries x %d refs, dim %d, %d classes, top %d, GOMAXPROCS %d, budget %d MiB\n",
+	fmt.Fprintf(w, "bench phase2: %d queries x %d refs, dim %d, %d classes, top %d, GOMAXPROCS %d, budget %d MiB\n",
 		c.queries, c.refs, c.dim, c.classes, c.k, runtime.GOMAXPROCS(0), c.budgetMiB)
 	// CPU time is printed next to wall time because the machine may be
 	// shared: CPU seconds / GOMAXPROCS is what the step would take alone.
-	fmt.Printf("%-34s %10s %10s %10s %12s\n", "step", "wall", "cpu", "mAP@k*", "peak heap")
-	fmt.Println("(* AP divided by min(R, k), the phase-2 rule; prodsearch eval divides by R)")
+	fmt.Fprintf(w, "%-34s %10s %10s %10s %12s\n", "step", "wall", "cpu", "mAP@k*", "peak heap")
+	fmt.Fprintln(w, "(* AP divided by min(R, k), the phase-2 rule; prodsearch eval divides by R)")
 	total, totalCPU := time.Now(), cpuSeconds()
 	stepCPU := totalCPU
 	step := func(name string, start time.Time, mAP float64) {
@@ -122,12 +116,12 @@ func run(ctx context.Context, c config) error {
 			m = fmt.Sprintf("%.4f", mAP)
 		}
 		now := cpuSeconds()
-		fmt.Printf("%-34s %9.2fs %9.2fs %10s %9.0f MiB\n", name, time.Since(start).Seconds(), now-stepCPU, m, mem.peakMiB())
+		fmt.Fprintf(w, "%-34s %9.2fs %9.2fs %10s %9.0f MiB\n", name, time.Since(start).Seconds(), now-stepCPU, m, mem.peakMiB())
 		stepCPU = now
 	}
 
 	t := time.Now()
-	d := generate(c)
+	d := generatePhase2(c)
 	step("generate descriptors", t, math.NaN())
 
 	t = time.Now()
@@ -202,7 +196,7 @@ func run(ctx context.Context, c config) error {
 		case c.dba > 0:
 			mFinal = mDBA
 		}
-		fmt.Printf("%-34s %9.2fs %9.2fs\n", "pipeline total", time.Since(pipeline).Seconds(), cpuSeconds()-pipelineCPU)
+		fmt.Fprintf(w, "%-34s %9.2fs %9.2fs\n", "pipeline total", time.Since(pipeline).Seconds(), cpuSeconds()-pipelineCPU)
 		stepCPU = cpuSeconds()
 	}
 
@@ -240,120 +234,29 @@ func run(ctx context.Context, c config) error {
 	}
 
 	mem.stop()
-	fmt.Printf("total %.1fs wall, %.1fs cpu; peak Go heap %.0f MiB, max RSS %.0f MiB\n",
+	fmt.Fprintf(w, "total %.1fs wall, %.1fs cpu; peak Go heap %.0f MiB, max RSS %.0f MiB\n",
 		time.Since(total).Seconds(), cpuSeconds()-totalCPU, mem.peakMiB(), maxRSSMiB())
-	fmt.Printf("mAP@%d (AP / min(R, %d)): exact %.4f", c.k, c.k, mBase)
+	fmt.Fprintf(w, "mAP@%d (AP / min(R, %d)): exact %.4f", c.k, c.k, mBase)
 	if !math.IsNaN(mQE) {
-		fmt.Printf(", QE %.4f", mQE)
+		fmt.Fprintf(w, ", QE %.4f", mQE)
 	}
 	if !math.IsNaN(mDBA) {
-		fmt.Printf(", DBA %.4f", mDBA)
+		fmt.Fprintf(w, ", DBA %.4f", mDBA)
 	}
 	if math.IsNaN(mFinal) {
 		mFinal = mApply
 	}
-	fmt.Printf(", DBA(%d)+QE(%d) %.4f\n", c.dba, c.qe, mFinal)
+	fmt.Fprintf(w, ", DBA(%d)+QE(%d) %.4f\n", c.dba, c.qe, mFinal)
 	return nil
-}
-
-// data holds the synthetic descriptors (row-major references, one slice per
-// query) and class labels.
-type data struct {
-	refs       []float32
-	queries    [][]float32
-	refClass   []int32
-	queryClass []int32
-	nRel       []int // references per class
-}
-
-// generate draws the descriptors. Each row has its own random stream, so the
-// data does not depend on the number of goroutines.
-func generate(c config) data {
-	r := rand.New(rand.NewPCG(c.seed, 0))
-	centres := make([]float64, c.classes*c.rank)
-	for i := range centres {
-		centres[i] = r.NormFloat64()
-	}
-	proj := make([]float64, c.rank*c.dim) // rank x dim, entries of variance 1/rank
-	scale := 1 / math.Sqrt(float64(c.rank))
-	for i := range proj {
-		proj[i] = r.NormFloat64() * scale
-	}
-	d := data{
-		refs:       make([]float32, c.refs*c.dim),
-		queries:    make([][]float32, c.queries),
-		refClass:   make([]int32, c.refs),
-		queryClass: make([]int32, c.queries),
-		nRel:       make([]int, c.classes),
-	}
-	for i := range d.refClass {
-		d.refClass[i] = int32(r.IntN(c.classes))
-		if i < c.classes {
-			d.refClass[i] = int32(i) // every class has a reference
-		}
-		d.nRel[d.refClass[i]]++
-	}
-	qbuf := make([]float32, c.queries*c.dim)
-	for i := range d.queryClass {
-		d.queryClass[i] = int32(r.IntN(c.classes))
-		d.queries[i] = qbuf[i*c.dim : (i+1)*c.dim : (i+1)*c.dim]
-	}
-	rows := c.refs + c.queries
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			z := make([]float64, c.rank)
-			x := make([]float64, c.dim)
-			for {
-				row := int(next.Add(1)) - 1
-				if row >= rows {
-					return
-				}
-				rr := rand.New(rand.NewPCG(c.seed, uint64(row)+1))
-				var class int32
-				var out []float32
-				if row < c.refs {
-					class, out = d.refClass[row], d.refs[row*c.dim:(row+1)*c.dim]
-				} else {
-					class, out = d.queryClass[row-c.refs], d.queries[row-c.refs]
-				}
-				for j := range z {
-					z[j] = centres[int(class)*c.rank+j] + c.intraNoise*rr.NormFloat64()
-				}
-				clear(x)
-				for j, zj := range z {
-					p := proj[j*c.dim : (j+1)*c.dim]
-					for t := range x {
-						x[t] += zj * p[t]
-					}
-				}
-				// Each projected component has variance about 1+intra^2, so
-				// this noise has noise times the signal's norm.
-				sigma := c.noise * math.Sqrt(1+c.intraNoise*c.intraNoise)
-				var ss float64
-				for t := range x {
-					x[t] += sigma * rr.NormFloat64()
-					ss += x[t] * x[t]
-				}
-				inv := 1 / math.Sqrt(ss)
-				for t := range x {
-					out[t] = float32(x[t] * inv)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return d
 }
 
 // evaluator computes mAP@k against the planted classes.
 type evaluator struct {
-	d data
+	d phase2Data
 	k int
 }
 
-func newEvaluator(d data, k int) *evaluator { return &evaluator{d: d, k: k} }
+func newEvaluator(d phase2Data, k int) *evaluator { return &evaluator{d: d, k: k} }
 
 // ap is the average precision at k of one query's ranking, the hackathon
 // phase-2 way: divided by min(R, k), not by R as eval.AveragePrecision does
@@ -402,79 +305,4 @@ func expand(qs [][]float32, f *index.Flat, top [][]index.Hit, n int, alpha float
 		out[qi] = q
 	}
 	return out, nil
-}
-
-func mean(x []float64) float64 {
-	var s float64
-	for _, v := range x {
-		s += v
-	}
-	return s / float64(len(x))
-}
-
-// memSampler records the peak of the Go heap in use by polling; the
-// kernel's max RSS (which also counts freed-but-unreturned memory) is read
-// separately at the end.
-type memSampler struct {
-	peak atomic.Uint64
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-}
-
-func startMemSampler(every time.Duration) *memSampler {
-	m := &memSampler{done: make(chan struct{})}
-	m.sample()
-	m.wg.Go(func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-m.done:
-				return
-			case <-tick.C:
-				m.sample()
-			}
-		}
-	})
-	return m
-}
-
-func (m *memSampler) sample() {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	for {
-		old := m.peak.Load()
-		if ms.HeapInuse <= old || m.peak.CompareAndSwap(old, ms.HeapInuse) {
-			return
-		}
-	}
-}
-
-func (m *memSampler) peakMiB() float64 {
-	m.sample()
-	return float64(m.peak.Load()) / (1 << 20)
-}
-
-func (m *memSampler) stop() {
-	m.once.Do(func() { close(m.done) })
-	m.wg.Wait()
-}
-
-// cpuSeconds is the user+system CPU time the process has used.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return math.NaN()
-	}
-	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)).Seconds()
-}
-
-// maxRSSMiB is the process's peak resident set size (Linux reports KiB).
-func maxRSSMiB() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return math.NaN()
-	}
-	return float64(ru.Maxrss) / 1024
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/viterin/vek/vek32"
 )
@@ -121,4 +122,96 @@ func (w *world) viewsAt(lo0, n int, stream uint64) ([]float32, error) {
 	close(jobs)
 	wg.Wait()
 	return out, nil
+}
+
+// phase2Data holds the synthetic descriptors (row-major references, one slice per
+// query) and class labels.
+type phase2Data struct {
+	refs       []float32
+	queries    [][]float32
+	refClass   []int32
+	queryClass []int32
+	nRel       []int // references per class
+}
+
+// generatePhase2 draws the phase2 benchmark's descriptors (planted classes in a low-rank
+// latent space; see phase2.go). Each row has its own random stream, so the
+// data does not depend on the number of goroutines.
+func generatePhase2(c phase2Config) phase2Data {
+	r := rand.New(rand.NewPCG(c.seed, 0))
+	centres := make([]float64, c.classes*c.rank)
+	for i := range centres {
+		centres[i] = r.NormFloat64()
+	}
+	proj := make([]float64, c.rank*c.dim) // rank x dim, entries of variance 1/rank
+	scale := 1 / math.Sqrt(float64(c.rank))
+	for i := range proj {
+		proj[i] = r.NormFloat64() * scale
+	}
+	d := phase2Data{
+		refs:       make([]float32, c.refs*c.dim),
+		queries:    make([][]float32, c.queries),
+		refClass:   make([]int32, c.refs),
+		queryClass: make([]int32, c.queries),
+		nRel:       make([]int, c.classes),
+	}
+	for i := range d.refClass {
+		d.refClass[i] = int32(r.IntN(c.classes))
+		if i < c.classes {
+			d.refClass[i] = int32(i) // every class has a reference
+		}
+		d.nRel[d.refClass[i]]++
+	}
+	qbuf := make([]float32, c.queries*c.dim)
+	for i := range d.queryClass {
+		d.queryClass[i] = int32(r.IntN(c.classes))
+		d.queries[i] = qbuf[i*c.dim : (i+1)*c.dim : (i+1)*c.dim]
+	}
+	rows := c.refs + c.queries
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			z := make([]float64, c.rank)
+			x := make([]float64, c.dim)
+			for {
+				row := int(next.Add(1)) - 1
+				if row >= rows {
+					return
+				}
+				rr := rand.New(rand.NewPCG(c.seed, uint64(row)+1))
+				var class int32
+				var out []float32
+				if row < c.refs {
+					class, out = d.refClass[row], d.refs[row*c.dim:(row+1)*c.dim]
+				} else {
+					class, out = d.queryClass[row-c.refs], d.queries[row-c.refs]
+				}
+				for j := range z {
+					z[j] = centres[int(class)*c.rank+j] + c.intraNoise*rr.NormFloat64()
+				}
+				clear(x)
+				for j, zj := range z {
+					p := proj[j*c.dim : (j+1)*c.dim]
+					for t := range x {
+						x[t] += zj * p[t]
+					}
+				}
+				// Each projected component has variance about 1+intra^2, so
+				// this noise has noise times the signal's norm.
+				sigma := c.noise * math.Sqrt(1+c.intraNoise*c.intraNoise)
+				var ss float64
+				for t := range x {
+					x[t] += sigma * rr.NormFloat64()
+					ss += x[t] * x[t]
+				}
+				inv := 1 / math.Sqrt(ss)
+				for t := range x {
+					out[t] = float32(x[t] * inv)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return d
 }
