@@ -35,6 +35,9 @@ type engineFlags struct {
 	maxBytes  int64
 	maxPixels int64
 	runsDir   string
+	// shipped lets resolveBundle use the shipped model when no model flag
+	// is given; commands that fit their own heads (train, tune) leave it off.
+	shipped bool
 }
 
 // defaultBackbone is the measured default (README: best mAP of the builtin
@@ -45,7 +48,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineFlags {
 	def := describe.DefaultSettings()
 	lim := imageio.DefaultLimits()
 	f := &engineFlags{fs: fs}
-	fs.StringVar(&f.bundle, "bundle", "", "model bundle: a bundle .json file or RUN/CHECKPOINT (RUN/best) from the runs dir; default: --backbone with the describe flags")
+	fs.StringVar(&f.bundle, "bundle", "", "model bundle: a bundle .json file or RUN/CHECKPOINT (RUN/best) from the runs dir; default: the shipped model ($PRODSEARCH_MODEL, else models/default/model.json) where the command uses one, else --backbone with the describe flags")
 	fs.StringVar(&f.backbone, "backbone", defaultBackbone, "builtin backbone name or a path to a spec .json (see `prodsearch backbones`)")
 	f.addRuntimeFlags(fs)
 	fs.StringVar(&f.scales, "scales", joinInts(def.Scales), "comma-separated short sides for multi-scale describe")
@@ -83,6 +86,15 @@ func (f *engineFlags) resolveBundle() (bundle.Bundle, error) {
 			}
 		}
 		return resolveBundleRef(f.bundle, f.runsDir)
+	}
+	if f.shipped {
+		frozen := false
+		for _, n := range []string{"backbone", "scales", "flip", "pool", "p", "crop"} {
+			frozen = frozen || set[n]
+		}
+		if p := bundle.FindShipped(); p != "" && !frozen {
+			return bundle.Load(p)
+		}
 	}
 	b, err := bundle.Default(f.backbone)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,19 +18,34 @@ import (
 	"prodsearch/internal/eval"
 	"prodsearch/internal/index"
 	"prodsearch/internal/progress"
+	"prodsearch/internal/rerank"
 	"prodsearch/internal/retrieval"
+	"prodsearch/internal/tune"
 )
 
 // errHelp is returned after -h printed the usage: not a failure.
 var errHelp = errors.New("help requested")
 
-const setHelp = "a TSV manifest (path<TAB>label, paths relative to it), a folder of class subfolders, or a flat folder of images (hackathon layout: ID = file name without extension)"
+const setHelp = "a TSV manifest (path<TAB>label, paths relative to it), a folder of class subfolders, or a flat folder of images (hackathon layout: ID = file name without extension); A+B joins several"
 
 const dataRootHelp = "refuse any image whose path, once '..' and symbolic links are resolved, lies outside this `directory` (default: follow paths wherever they lead)"
 
-// loadSet reads an image set, confined to root when root is set.
+// loadSet reads an image set, confined to root when root is set. "A+B"
+// (where no file or folder has that name) joins several sources into one.
 func loadSet(src, root string) (*dataset.Set, error) {
-	return dataset.LoadWith(src, dataset.Options{Root: root})
+	opt := dataset.Options{Root: root}
+	if _, err := os.Stat(src); err == nil || !strings.Contains(src, "+") {
+		return dataset.LoadWith(src, opt)
+	}
+	var sets []*dataset.Set
+	for _, part := range strings.Split(src, "+") {
+		s, err := dataset.LoadWith(part, opt)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, s)
+	}
+	return dataset.Merge(sets...)
 }
 
 // jobFlags are shared by infer, run and submit.
@@ -38,7 +55,10 @@ type jobFlags struct {
 	dataRoot            string
 	top                 int
 	noRerank            bool
+	shape               string
 	index               string
+	// rerank is the recipe execute applied (nil: plain search).
+	rerank *rerank.Params
 	// needLabels makes execute refuse unlabeled items before the costly
 	// inference, for the commands that score.
 	needLabels bool
@@ -47,12 +67,14 @@ type jobFlags struct {
 func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(args []string) error) {
 	fs := newFlagSet(fsName, synopsis, stderr)
 	j := &jobFlags{engineFlags: addEngineFlags(fs)}
+	j.shipped = true
 	fs.StringVar(&j.queries, "queries", "", "query images: "+setHelp)
 	fs.StringVar(&j.references, "references", "", "reference images: "+setHelp)
 	fs.StringVar(&j.dataRoot, "data-root", "", dataRootHelp)
 	fs.IntVar(&j.top, "top", 1000, "references per query in the ranking (0 = all)")
 	fs.BoolVar(&j.noRerank, "no-rerank", false, "ignore the bundle's re-ranking recipe (for comparison)")
 	index.Flag(fs, &j.index, index.KindFlat) // re-ranking needs flat
+	fs.StringVar(&j.shape, "shape", "auto", "catalogue shape whose re-ranking recipe applies: one, few or many images per product, or auto (the median number of references per label)")
 	return j, func(args []string) error {
 		if err := parse(fs, args); err != nil {
 			return err
@@ -63,6 +85,9 @@ func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(arg
 		}
 		if j.top < 0 {
 			return errors.New("--top must be 0 (all) or positive")
+		}
+		if j.shape != "auto" && !slices.Contains(bundle.Shapes, j.shape) {
+			return fmt.Errorf("--shape %q: want auto, one, few or many", j.shape)
 		}
 		return nil
 	}
@@ -101,7 +126,16 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
 	}
 	if !j.noRerank {
-		job.Rerank = b.Rerank
+		shape := j.shape
+		if shape == "auto" {
+			shape = bundle.ShapeOf(labelsOf(rs))
+		}
+		var why string
+		j.rerank, why = b.RecipeFor(shape)
+		if len(b.Recipes) > 0 || j.rerank != nil {
+			fmt.Fprintf(stderr, "catalogue shape %s: re-ranking %s (%s)\n", orUnknown(shape), recipeName(j.rerank), why)
+		}
+		job.Rerank = j.rerank
 	}
 	res, err := retrieval.Run(ctx, eng, job)
 	if err != nil {
@@ -109,6 +143,21 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 	}
 	reportFailures(stderr, res)
 	return res, qs, rs, b, nil
+}
+
+func orUnknown(shape string) string {
+	if shape == "" {
+		return "unknown (no labels)"
+	}
+	return shape
+}
+
+// recipeName spells a re-ranking recipe for people.
+func recipeName(p *rerank.Params) string {
+	if p == nil {
+		return "none"
+	}
+	return tune.Name(p)
 }
 
 // reportFailures lists unreadable images after a batch job (count + names).
@@ -287,6 +336,9 @@ func describeBundle(b bundle.Bundle) string {
 		s := "ensemble of " + strings.Join(parts, " + ")
 		if b.Rerank != nil {
 			s += fmt.Sprintf("; rerank %+v", *b.Rerank)
+		}
+		for _, r := range b.Recipes {
+			s += fmt.Sprintf("; %s-image catalogues: %s", r.Shape, recipeName(r.Rerank))
 		}
 		return s
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,34 +32,8 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataRoot := fs.String("data-root", "", dataRootHelp)
 	run := fs.String("run", "", "run name (a folder under the runs dir)")
 	resume := fs.Bool("resume", false, "continue an interrupted run: re-runs the same seeded recipe and writes the missing epochs")
-	valFrac := fs.Float64("val-frac", runs.DefaultValFrac, "fraction of training CLASSES held out for validation (checkpoint choice)")
-	aug := fs.String("aug", "mirror,192,256", "augmented views per training image, cached like any view: mirror, or a short side (empty = none)")
-	cfg := train.DefaultConfig()
-	loss := fs.String("loss", cfg.Loss, "normsoftmax, arcface, proxyanchor, ms (multi-similarity), triplet (semi-hard), or none (whitening only)")
-	fs.IntVar(&cfg.Dim, "dim", cfg.Dim, "output dimension of the head")
-	fs.IntVar(&cfg.Hidden, "hidden", cfg.Hidden, "hidden units (0 = linear head)")
-	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs")
-	fs.IntVar(&cfg.BatchP, "batch-p", cfg.BatchP, "classes per batch (P)")
-	fs.IntVar(&cfg.BatchK, "batch-k", cfg.BatchK, "images per class per batch (K)")
-	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "peak learning rate")
-	fs.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "weight decay")
-	fs.StringVar(&cfg.Optimizer, "optimizer", cfg.Optimizer, "adam or sgd")
-	fs.StringVar(&cfg.Schedule, "schedule", cfg.Schedule, "cosine, step or const")
-	fs.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "warm-up epochs")
-	scale := fs.Float64("scale", 0, "softmax scale / proxy-anchor alpha (0 = the loss's usual value)")
-	margin := fs.Float64("margin", -1, "ArcFace margin / proxy-anchor delta / triplet margin (-1 = the loss's usual value)")
-	fs.StringVar(&cfg.Whiten, "whiten", cfg.Whiten, "whitening before the head: pca, lw (learned, Radenovic et al.) or none")
-	fs.IntVar(&cfg.WhitenDim, "whiten-dim", cfg.WhitenDim, "whitening output dimension (0 = input)")
-	fs.Float64Var(&cfg.Shrink, "shrink", cfg.Shrink, "whitening eigenvalue shrinkage")
-	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for the class hold-out, sampling and initialisation")
-	fs.IntVar(&cfg.FineTuneBlocks, "finetune-blocks", 0, "also train the backbone's last `K` blocks (1: MobileNetV1's last depthwise-separable block, MobileNetV2's last inverted residual + final 1x1 conv) and a GeM exponent; 0 = frozen backbone")
-	fs.Float64Var(&cfg.TailLR, "tail-lr", 1e-4, "peak learning rate of the fine-tuned blocks")
-	fs.Float64Var(&cfg.GeMLR, "gem-lr", 1e-2, "peak learning rate of the GeM exponent when fine-tuning")
+	tf := addTrainFlags(fs)
 	trunkCache := fs.String("trunk-cache", "", "`DIR` for the frozen trunk's float16 outputs when fine-tuning (default: the run's folder)")
-	var keep runs.Retention
-	fs.IntVar(&keep.Every, "keep-every", 10, "keep every N-th checkpoint besides the best and the last (0 = only those two)")
-	fs.BoolVar(&keep.All, "keep-all", false, "keep every checkpoint")
-	patience := fs.Int("patience", runs.DefaultPatience, "stop after this many epochs without a better validation mAP (0 = run every epoch)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -66,15 +41,15 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errors.New("--data and --run are required")
 	}
-	cfg = withLoss(cfg, *loss, *scale, *margin)
-	if err := cfg.Validate(); err != nil {
+	cfg, err := tf.config()
+	if err != nil {
 		return err
 	}
 	base, err := ef.resolveBundle()
 	if err != nil {
 		return err
 	}
-	views, err := parseViews(*aug, base.Describe.Scales)
+	views, err := describe.ParseViews(tf.aug, base.Describe.Scales)
 	if err != nil {
 		return fmt.Errorf("--aug: %w", err)
 	}
@@ -100,7 +75,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.FineTuneBlocks == 0 {
 		cfg.TailLR, cfg.GeMLR = 0, 0
 	}
-	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: *valFrac, AugViews: views, Keep: keep, Patience: *patience}
+	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: tf.valFrac, AugViews: views, Keep: tf.keep, Patience: tf.patience}
 	topt := runs.TrainOptions{
 		Dir: runs.Dir(ef.runsDir), Run: *run, Resume: *resume, Files: fopt, Log: stdout,
 		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
@@ -128,39 +103,59 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// withLoss applies the loss's customary scale and margin unless given.
-func withLoss(cfg train.Config, loss string, scale, margin float64) train.Config {
-	cfg = cfg.WithLoss(loss)
-	if scale > 0 {
-		cfg.Scale = scale
-	}
-	if margin >= 0 {
-		cfg.Margin = margin
-	}
-	return cfg
+// trainFlags are the training recipe's flags, shared by train and build.
+type trainFlags struct {
+	cfg           train.Config
+	loss          string
+	scale, margin float64
+	valFrac       float64
+	aug           string
+	keep          runs.Retention
+	patience      int
 }
 
-// parseViews reads "mirror,192,256": "mirror" adds the mirrored image at each
-// of the bundle's scales, a number adds that short side.
-func parseViews(s string, baseScales []int) ([]describe.View, error) {
-	var out []describe.View
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		switch {
-		case part == "":
-		case part == "mirror":
-			for _, sc := range baseScales {
-				out = append(out, describe.View{Scale: sc, Mirror: true})
-			}
-		default:
-			n, err := parseInts(part)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, describe.View{Scale: n[0]})
-		}
+func addTrainFlags(fs *flag.FlagSet) *trainFlags {
+	t := &trainFlags{cfg: train.DefaultConfig()}
+	cfg := &t.cfg
+	fs.Float64Var(&t.valFrac, "val-frac", runs.DefaultValFrac, "fraction of training CLASSES held out for validation (checkpoint choice)")
+	fs.StringVar(&t.aug, "aug", "mirror,192,256", "augmented views per training image, cached like any view: mirror, or a short side (empty = none)")
+	fs.StringVar(&t.loss, "loss", cfg.Loss, "normsoftmax, arcface, proxyanchor, ms (multi-similarity), triplet (semi-hard), or none (whitening only)")
+	fs.IntVar(&cfg.Dim, "dim", cfg.Dim, "output dimension of the head")
+	fs.IntVar(&cfg.Hidden, "hidden", cfg.Hidden, "hidden units (0 = linear head)")
+	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs")
+	fs.IntVar(&cfg.BatchP, "batch-p", cfg.BatchP, "classes per batch (P)")
+	fs.IntVar(&cfg.BatchK, "batch-k", cfg.BatchK, "images per class per batch (K)")
+	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "peak learning rate")
+	fs.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "weight decay")
+	fs.StringVar(&cfg.Optimizer, "optimizer", cfg.Optimizer, "adam or sgd")
+	fs.StringVar(&cfg.Schedule, "schedule", cfg.Schedule, "cosine, step or const")
+	fs.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "warm-up epochs")
+	fs.Float64Var(&t.scale, "scale", 0, "softmax scale / proxy-anchor alpha (0 = the loss's usual value)")
+	fs.Float64Var(&t.margin, "margin", -1, "ArcFace margin / proxy-anchor delta / triplet margin (-1 = the loss's usual value)")
+	fs.StringVar(&cfg.Whiten, "whiten", cfg.Whiten, "whitening before the head: pca, lw (learned, Radenovic et al.) or none")
+	fs.IntVar(&cfg.WhitenDim, "whiten-dim", cfg.WhitenDim, "whitening output dimension (0 = input)")
+	fs.Float64Var(&cfg.Shrink, "shrink", cfg.Shrink, "whitening eigenvalue shrinkage")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for the class hold-out, sampling and initialisation")
+	fs.IntVar(&cfg.FineTuneBlocks, "finetune-blocks", 0, "also train the backbone's last `K` blocks (1: MobileNetV1's last depthwise-separable block, MobileNetV2's last inverted residual + final 1x1 conv) and a GeM exponent; 0 = frozen backbone")
+	fs.Float64Var(&cfg.TailLR, "tail-lr", 1e-4, "peak learning rate of the fine-tuned blocks")
+	fs.Float64Var(&cfg.GeMLR, "gem-lr", 1e-2, "peak learning rate of the GeM exponent when fine-tuning")
+	fs.IntVar(&t.keep.Every, "keep-every", 10, "keep every N-th checkpoint besides the best and the last (0 = only those two)")
+	fs.BoolVar(&t.keep.All, "keep-all", false, "keep every checkpoint")
+	fs.IntVar(&t.patience, "patience", runs.DefaultPatience, "stop after this many epochs without a better validation mAP (0 = run every epoch)")
+	return t
+}
+
+// config is the recipe with the loss's customary scale and margin unless
+// given.
+func (t *trainFlags) config() (train.Config, error) {
+	cfg := t.cfg.WithLoss(t.loss)
+	if t.scale > 0 {
+		cfg.Scale = t.scale
 	}
-	return out, nil
+	if t.margin >= 0 {
+		cfg.Margin = t.margin
+	}
+	return cfg, cfg.Validate()
 }
 
 func cmdModels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -231,7 +226,7 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Bundle string
 		Top    int
 		Rerank bool
-	}{b.ID(), j.top, !j.noRerank && b.Rerank != nil})
+	}{b.ID(), j.top, j.rerank != nil})
 	if err != nil {
 		return err
 	}

@@ -19,15 +19,22 @@ import (
 )
 
 // storeBundle picks the bundle for a catalogue store: --bundle when given,
-// else the builtin default or a checkpoint whose ID matches the one the store
-// recorded, so `serve` and `index add` need no flag after the first add.
+// else the one whose ID the store recorded among the shipped model, the
+// frozen default and the checkpoints in the runs dir, so `serve` and `index
+// add` need no flag after the first add. A new store gets the shipped model
+// (or the frozen default where none ships).
 func storeBundle(ef *engineFlags, bundleFlag, storeID string) (bundle.Bundle, error) {
 	if bundleFlag != "" {
 		return resolveBundleRef(bundleFlag, ef.runsDir)
 	}
+	ef.shipped = true
 	def, err := ef.resolveBundle()
 	if err != nil || storeID == "" || def.ID() == storeID {
 		return def, err
+	}
+	ef.shipped = false
+	if frozen, err := ef.resolveBundle(); err == nil && frozen.ID() == storeID {
+		return frozen, nil
 	}
 	dir := runs.Dir(ef.runsDir)
 	names, _ := runs.Runs(dir)
@@ -39,7 +46,7 @@ func storeBundle(ef *engineFlags, bundleFlag, storeID string) (bundle.Bundle, er
 			}
 		}
 	}
-	return bundle.Bundle{}, fmt.Errorf("the store was filled with bundle %s, which is neither the default nor a checkpoint in %s: pass --bundle", storeID, dir)
+	return bundle.Bundle{}, fmt.Errorf("the store was filled with bundle %s, which is neither the shipped model, the frozen default nor a checkpoint in %s: pass --bundle", storeID, dir)
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/describe"
@@ -38,7 +39,11 @@ type Bundle struct {
 	Heads    describe.Heads    `json:"heads,omitempty"`
 	Members  []Member          `json:"members,omitempty"`
 	Rerank   *rerank.Params    `json:"rerank,omitempty"`
-	Notes    string            `json:"notes,omitempty"`
+	// Recipes holds one re-ranking recipe per catalogue shape; RecipeFor
+	// picks the one that fits a catalogue, falling back to Rerank.
+	Recipes    []Recipe    `json:"recipes,omitempty"`
+	Provenance *Provenance `json:"provenance,omitempty"`
+	Notes      string      `json:"notes,omitempty"`
 	// Tensors names the safetensors file that holds the weights (version 2);
 	// Load fills Heads' weights from it, Save writes it.
 	Tensors *TensorFile `json:"tensors,omitempty"`
@@ -64,6 +69,23 @@ type Member struct {
 	ID     string  `json:"id,omitempty"`
 }
 
+// Provenance records how a model was made, so that it can be rebuilt and
+// the rebuild compared with it.
+type Provenance struct {
+	Command string `json:"command"`
+	// Data is the training data as given and DataSHA256 a hash over its
+	// labelled images' contents, independent of paths and order.
+	Data       string `json:"data"`
+	DataSHA256 string `json:"data_sha256"`
+	Catalogue  string `json:"catalogue,omitempty"`
+	// ValClasses are the training classes held out to choose settings,
+	// checkpoints, weights and recipes.
+	ValClasses []string `json:"val_classes,omitempty"`
+	// Settings says how the describe settings were chosen.
+	Settings string    `json:"settings,omitempty"`
+	Built    time.Time `json:"built"`
+}
+
 // IsEnsemble reports whether the bundle combines several members.
 func (b Bundle) IsEnsemble() bool { return len(b.Members) > 0 }
 
@@ -86,12 +108,15 @@ func (b Bundle) Validate() error {
 			return fmt.Errorf("bundle: %w", err)
 		}
 	}
+	if err := validateRecipes(b.Recipes); err != nil {
+		return err
+	}
 	if b.IsEnsemble() {
 		if b.Backbone.Name != "" || len(b.Heads) > 0 || len(b.Describe.Scales) > 0 {
 			return fmt.Errorf("bundle: an ensemble keeps backbone, describe settings and heads in its members")
 		}
 		for i, m := range b.Members {
-			if m.Bundle.IsEnsemble() || m.Bundle.Rerank != nil {
+			if m.Bundle.IsEnsemble() || m.Bundle.Rerank != nil || len(m.Bundle.Recipes) > 0 {
 				return fmt.Errorf("bundle: member %d must be a single-backbone bundle without re-ranking", i)
 			}
 			if !(m.Weight > 0) || math.IsInf(m.Weight, 0) {
@@ -214,7 +239,7 @@ func load(path string, allowRefs bool) (Bundle, error) {
 
 // IsZero reports whether b is the zero bundle (an absent inline member).
 func (b Bundle) IsZero() bool {
-	return b.Version == 0 && b.Name == "" && b.Backbone.Name == "" && len(b.Heads) == 0 && len(b.Members) == 0 && b.Rerank == nil && b.Tensors == nil && b.FineTuned == nil
+	return b.Version == 0 && b.Name == "" && b.Backbone.Name == "" && len(b.Heads) == 0 && len(b.Members) == 0 && b.Rerank == nil && len(b.Recipes) == 0 && b.Provenance == nil && b.Tensors == nil && b.FineTuned == nil
 }
 
 // Path is the file the bundle was loaded from or last saved to ("" if none).

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"image"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"prodsearch/internal/backbone"
@@ -346,4 +348,28 @@ func (d *Describer) ViewTensor(img image.Image, v View) (input []float32, h, w i
 		return nil, 0, 0, fmt.Errorf("describe: %w", err)
 	}
 	return input, sz.Y, sz.X, nil
+}
+
+// ParseViews reads an augmentation spec such as "mirror,192,256": "mirror"
+// adds the mirrored image at each of baseScales, a number adds that short
+// side; the empty spec adds none.
+func ParseViews(spec string, baseScales []int) ([]View, error) {
+	var out []View
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "":
+		case part == "mirror":
+			for _, sc := range baseScales {
+				out = append(out, View{Scale: sc, Mirror: true})
+			}
+		default:
+			n, err := strconv.Atoi(part)
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("view %q: want mirror or a short side in pixels", part)
+			}
+			out = append(out, View{Scale: n})
+		}
+	}
+	return out, nil
 }

@@ -94,7 +94,7 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 	defer trunk.Destroy()
 
 	sum := &Summary{}
-	items, skipped := usableItems(set)
+	items, skipped := UsableItems(set)
 	sum.Skipped = skipped
 	paths, labels := make([]string, len(items)), make([]string, len(items))
 	for i, it := range items {

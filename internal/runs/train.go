@@ -100,7 +100,7 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		return nil, err
 	}
 	sum := &Summary{}
-	items, skipped := usableItems(set)
+	items, skipped := UsableItems(set)
 	sum.Skipped = skipped
 	d := eng.Describer()
 	views := append([]describe.View(nil), d.Views()...)
@@ -277,7 +277,7 @@ const DefaultValFrac = 0.25
 // run of that recipe validates on, known before anything is described, so
 // validation tasks can be built on the same classes without a run.
 func HeldOutClasses(set *dataset.Set, valFrac float64, seed int64) map[string]bool {
-	items, _ := usableItems(set)
+	items, _ := UsableItems(set)
 	labels := make([]string, len(items))
 	for i, it := range items {
 		labels[i] = it.Label
@@ -290,9 +290,9 @@ func HeldOutClasses(set *dataset.Set, valFrac float64, seed int64) map[string]bo
 	return out
 }
 
-// usableItems drops unlabeled items and classes with fewer than two images
+// UsableItems drops unlabeled items and classes with fewer than two images
 // (no positive pair to learn from), saying which.
-func usableItems(set *dataset.Set) ([]dataset.Item, []string) {
+func UsableItems(set *dataset.Set) ([]dataset.Item, []string) {
 	count := map[string]int{}
 	for _, it := range set.Items {
 		count[it.Label]++

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/eval"
+	"prodsearch/internal/progress"
+	"prodsearch/internal/retrieval"
+)
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// compareTask is one labelled retrieval task of the comparison.
+type compareTask struct {
+	name   string
+	qs, rs *dataset.Set
+}
+
+// compareModel is one model of the comparison.
+type compareModel struct {
+	name string
+	b    bundle.Bundle
+}
+
+func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", "--task NAME=QUERIES:REFERENCES ... [--model NAME=MODEL ...]", stderr)
+	ef := &engineFlags{fs: fs}
+	ef.addRuntimeFlags(fs)
+	ef.batch = 16
+	var tasks, models listFlag
+	fs.Var(&tasks, "task", "a labelled task NAME=QUERIES:REFERENCES (each side as --queries takes it; A+B joins sets); repeat for more")
+	fs.Var(&models, "model", "a model NAME=MODEL: a bundle file, RUN/CHECKPOINT, a builtin backbone name (frozen, default settings) or 'shipped'; repeat for more (default: the frozen coral_mnv1 and the shipped model)")
+	dataRoot := fs.String("data-root", "", dataRootHelp)
+	top := fs.Int("top", 1000, "references per query in each ranking (0 = all)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if len(tasks) == 0 {
+		fs.Usage()
+		return errors.New("at least one --task is required")
+	}
+	var ts []compareTask
+	for _, t := range tasks {
+		name, sides, ok := strings.Cut(t, "=")
+		q, r, ok2 := strings.Cut(sides, ":")
+		if !ok || !ok2 || name == "" || q == "" || r == "" {
+			return fmt.Errorf("--task %q: want NAME=QUERIES:REFERENCES", t)
+		}
+		qs, err := loadSet(q, *dataRoot)
+		if err != nil {
+			return fmt.Errorf("task %s: queries: %w", name, err)
+		}
+		rs, err := loadSet(r, *dataRoot)
+		if err != nil {
+			return fmt.Errorf("task %s: references: %w", name, err)
+		}
+		if err := checkLabels(qs, rs); err != nil {
+			return fmt.Errorf("task %s: %w", name, err)
+		}
+		ts = append(ts, compareTask{name, qs, rs})
+	}
+	if len(models) == 0 {
+		models = listFlag{"frozen " + defaultBackbone + "=" + defaultBackbone}
+		if bundle.FindShipped() != "" {
+			models = append(models, "shipped=shipped")
+		}
+	}
+	var ms []compareModel
+	for _, m := range models {
+		name, ref, ok := strings.Cut(m, "=")
+		if !ok {
+			name, ref = m, m
+		}
+		b, err := compareBundle(ref, ef.runsDir)
+		if err != nil {
+			return fmt.Errorf("--model %s: %w", m, err)
+		}
+		ms = append(ms, compareModel{name, b})
+	}
+	opt, err := ef.fileOptions()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "task\tmodel\tqueries\trefs\tmAP\tR@1\tR@5\tre-ranking")
+	for _, m := range ms {
+		eng, err := bundle.Open(m.b, ef.engineOptions())
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			rp, _ := m.b.RecipeFor(bundle.ShapeOf(labelsOf(t.rs)))
+			res, err := retrieval.Run(ctx, eng, retrieval.Job{
+				Queries: t.qs, References: t.rs, Top: *top, Rerank: rp, Files: opt,
+				Progress: func(stage string) func(int, int) { return progress.New(stderr, m.name+": "+stage).Update },
+			})
+			if err != nil {
+				eng.Close()
+				return fmt.Errorf("%s on %s: %w", m.name, t.name, err)
+			}
+			reportFailures(stderr, res)
+			s, err := eval.Score(res.Rankings, t.qs.Labels(), t.rs.Labels())
+			if err != nil {
+				eng.Close()
+				return err
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\t%.3f\t%.3f\t%s\n", t.name, m.name, s.Queries, len(t.rs.Items), s.MAP, s.R1, s.R5, recipeName(rp))
+		}
+		eng.Close()
+	}
+	return tw.Flush()
+}
+
+// compareBundle resolves a --model reference.
+func compareBundle(ref, runsDir string) (bundle.Bundle, error) {
+	if ref == "shipped" {
+		p := bundle.FindShipped()
+		if p == "" {
+			return bundle.Bundle{}, fmt.Errorf("no shipped model (%s) here", bundle.ShippedPath)
+		}
+		return bundle.Load(p)
+	}
+	return memberBundle(ref, runsDir)
+}
+
+func labelsOf(s *dataset.Set) []string {
+	out := make([]string, len(s.Items))
+	for i, it := range s.Items {
+		out[i] = it.Label
+	}
+	return out
+}

@@ -1,0 +1,71 @@
+package recipe
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+
+	"prodsearch/internal/bundle"
+)
+
+// writeCard writes MODEL.md: what the model is, what it was trained on and
+// every validation figure its choices were made by.
+func writeCard(path string, r *Result) error {
+	var b bytes.Buffer
+	p := r.Bundle.Provenance
+	fmt.Fprintf(&b, "# Model %s\n\n", r.Bundle.ID())
+	fmt.Fprintf(&b, "Built by `%s` in %s on %s.\n\n", p.Command, r.Wall.Round(1e9), p.Built.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "- training data: `%s`, content sha256 `%s`\n", p.Data, p.DataSHA256)
+	if p.Catalogue != "" {
+		fmt.Fprintf(&b, "- catalogue images: `%s`\n", p.Catalogue)
+	}
+	fmt.Fprintf(&b, "- validation classes (held out of training, every choice made on them): %s\n", strings.Join(p.ValClasses, ", "))
+	fmt.Fprintf(&b, "- descriptor: %d-d", r.Bundle.Dim())
+	if r.Bundle.IsEnsemble() {
+		parts := make([]string, len(r.Bundle.Members))
+		for i, m := range r.Bundle.Members {
+			parts[i] = fmt.Sprintf("%s × %g", m.Bundle.Name, m.Weight)
+		}
+		fmt.Fprintf(&b, ", ensemble of %s", strings.Join(parts, ", "))
+	}
+	b.WriteString("\n\n## Validation tasks\n\n| task | shape | queries | references |\n|---|---|---|---|\n")
+	for _, t := range r.Tasks {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d |\n", t.Name, t.Shape, len(t.Qs), len(t.Rs))
+	}
+	b.WriteString("\n## Describe settings (frozen backbone, mAP per task)\n\n| backbone | settings |")
+	for _, t := range r.Tasks {
+		fmt.Fprintf(&b, " %s |", t.Name)
+	}
+	b.WriteString(" mean |\n|---|---|" + strings.Repeat("---|", len(r.Tasks)+1) + "\n")
+	for _, s := range r.Settings {
+		mark := ""
+		if chosen, ok := r.Chosen[s.Backbone]; ok && settingsName(chosen) == settingsName(s.Settings) {
+			mark = " **(chosen)**"
+		}
+		fmt.Fprintf(&b, "| %s | %s%s |", s.Backbone, settingsName(s.Settings), mark)
+		for _, sc := range s.PerTask {
+			fmt.Fprintf(&b, " %.4f |", sc.MAP)
+		}
+		fmt.Fprintf(&b, " %.4f |\n", s.Mean)
+	}
+	b.WriteString("\n## Members (leave-one-out validation mAP)\n\n| backbone | frozen | whitening only | best checkpoint | val mAP |\n|---|---|---|---|---|\n")
+	for _, name := range sortedRunNames(r) {
+		s := r.Runs[name]
+		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %s | %.4f |\n", name, s.Frozen.ValMAP, s.Whitened.ValMAP, s.Best.Ref(), s.Best.Metrics.ValMAP)
+	}
+	b.WriteString("\n## Re-ranking per catalogue shape (ensemble, validation)\n\n| shape | task | recipe | mAP | R@1 | plain mAP | plain R@1 |\n|---|---|---|---|---|---|---|\n")
+	for _, rc := range r.Recipes {
+		fmt.Fprintf(&b, "| %s | %s | %s | %.4f | %.3f | %.4f | %.3f |\n", rc.Shape, rc.Task, recipeName(rc.Rerank), rc.Val.MAP, rc.Val.R1, rc.Plain.MAP, rc.Plain.R1)
+	}
+	return bundle.WriteFileAtomic(path, b.Bytes())
+}
+
+func sortedRunNames(r *Result) []string {
+	var out []string
+	for n := range r.Runs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,200 @@
+package recipe
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/dataset"
+	"prodsearch/internal/describe"
+	"prodsearch/internal/runs"
+	"prodsearch/internal/testenv"
+	"prodsearch/internal/train"
+)
+
+// product draws class c's product: two colours in stripes whose count and
+// direction depend on the class.
+func product(c int, w, h int, img *image.RGBA, x0, y0 int) {
+	a := color.RGBA{uint8(40 + 50*(c%5)), uint8(200 - 30*(c%4)), uint8(60 * (c % 3)), 255}
+	b := color.RGBA{uint8(220 - 40*(c%3)), uint8(30 * (c % 6)), uint8(90 + 40*(c%4)), 255}
+	stripes := 2 + c%4
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			k := x
+			if c%2 == 1 {
+				k = y
+			}
+			col := a
+			if k*stripes/max(w, h)%2 == 1 {
+				col = b
+			}
+			img.SetRGBA(x0+x, y0+y, col)
+		}
+	}
+}
+
+func writePNG(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shop writes a tiny shop: per class, photos (the product smaller, off
+// centre, on a noisy background) and one catalogue image (the product
+// filling the frame), as two manifests.
+func shop(t *testing.T, dir string, classes, photos int) (data, cat *dataset.Set) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var dm, cm strings.Builder
+	for c := 0; c < classes; c++ {
+		for i := 0; i < photos; i++ {
+			img := image.NewRGBA(image.Rect(0, 0, 96, 96))
+			for p := range img.Pix {
+				img.Pix[p] = uint8(rng.IntN(256))
+			}
+			s := 48 + rng.IntN(24)
+			product(c, s, s, img, rng.IntN(96-s), rng.IntN(96-s))
+			name := fmt.Sprintf("p%d_%d.png", c, i)
+			writePNG(t, filepath.Join(dir, name), img)
+			fmt.Fprintf(&dm, "%s\t%d\n", name, c)
+		}
+		img := image.NewRGBA(image.Rect(0, 0, 96, 96))
+		product(c, 96, 96, img, 0, 0)
+		name := fmt.Sprintf("c%d.png", c)
+		writePNG(t, filepath.Join(dir, name), img)
+		fmt.Fprintf(&cm, "%s\t%d\n", name, c)
+	}
+	for name, body := range map[string]string{"train.tsv": dm.String(), "cat.tsv": cm.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := dataset.Load(filepath.Join(dir, "train.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err = dataset.Load(filepath.Join(dir, "cat.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, cat
+}
+
+func TestBuildWritesOneModel(t *testing.T) {
+	models, lib := testenv.Models(t)
+	tmp := t.TempDir()
+	dataDir := filepath.Join(tmp, "data")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, cat := shop(t, dataDir, 8, 5)
+	cfg := train.DefaultConfig()
+	// No whitening: a 1280-d eigendecomposition would dominate the test.
+	cfg.Dim, cfg.Whiten, cfg.Epochs, cfg.BatchP, cfg.BatchK = 16, train.WhitenNone, 3, 4, 2
+	out := filepath.Join(tmp, "model")
+	var log bytes.Buffer
+	res, err := Build(context.Background(), Config{
+		Data: data, Catalogue: cat, Backbones: []string{"mnv2_int8", "coral_mnv2"},
+		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2,
+		Crops: []float64{0, 0.6}, Scale: 64, Half: true, Out: out,
+		Engine:     bundle.Options{ModelDir: models, Library: lib, Threads: 1},
+		Files:      describe.FileOptions{Batch: 8},
+		Provenance: bundle.Provenance{Command: "test", Data: "train.tsv", Catalogue: "cat.tsv"},
+		Log:        &log,
+	})
+	if err != nil {
+		t.Fatal(err, "\n", log.String())
+	}
+	t.Log(log.String())
+	// Everything lives under the output directory.
+	entries, _ := os.ReadDir(tmp)
+	if len(entries) != 2 {
+		t.Fatalf("wrote outside --out: %v", entries)
+	}
+	m, err := bundle.Load(filepath.Join(out, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID() != res.Bundle.ID() || len(m.Members) != 2 || m.Members[0].Ref != "members/mnv2_int8.json" {
+		t.Fatalf("model: %d members, ref %q", len(m.Members), m.Members[0].Ref)
+	}
+	if len(m.Recipes) != 3 {
+		t.Fatalf("recipes %+v", m.Recipes)
+	}
+	for _, r := range m.Recipes {
+		if r.Val == nil || r.Plain == nil || r.Val.MAP+1e-9 < r.Plain.MAP {
+			t.Errorf("recipe %s scores below plain search on validation: %+v", r.Shape, r)
+		}
+	}
+	p := m.Provenance
+	if p == nil || len(p.DataSHA256) != 64 || len(p.ValClasses) != 4 {
+		t.Fatalf("provenance %+v", p)
+	}
+	h, err := DataHash(data)
+	if err != nil || h != p.DataSHA256 {
+		t.Fatalf("data hash %s vs %s (%v)", h, p.DataSHA256, err)
+	}
+	for _, name := range []string{"MODEL.md", "members/mnv2_int8.safetensors", "runs/coral_mnv2/run.json"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	card, _ := os.ReadFile(filepath.Join(out, "MODEL.md"))
+	if !strings.Contains(string(card), "(chosen)") || !strings.Contains(string(card), "photo→catalogue") {
+		t.Errorf("model card:\n%s", card)
+	}
+	// The settings each member trained with are the ones chosen.
+	for i, mb := range m.Members {
+		want := res.Chosen[[]string{"mnv2_int8", "coral_mnv2"}[i]]
+		if settingsName(mb.Bundle.Describe) != settingsName(want) {
+			t.Errorf("member %d describes with %v, chosen %v", i, mb.Bundle.Describe, want)
+		}
+	}
+}
+
+func TestTasksWithoutCatalogue(t *testing.T) {
+	var photos []dataset.Item
+	for c := 0; c < 3; c++ {
+		for i := 0; i < 6; i++ {
+			photos = append(photos, dataset.Item{ID: fmt.Sprintf("%d/%d", c, i), Path: fmt.Sprintf("%d/%d", c, i), Label: fmt.Sprint(c)})
+		}
+	}
+	tasks := Tasks(photos, nil)
+	want := map[string][2]int{ // queries, references
+		"photos":          {6, 12},
+		"photo→catalogue": {15, 3},
+		"few":             {9, 9},
+	}
+	if len(tasks) != len(want) {
+		t.Fatalf("%d tasks", len(tasks))
+	}
+	for _, tk := range tasks {
+		w := want[tk.Name]
+		if len(tk.Qs) != w[0] || len(tk.Rs) != w[1] {
+			t.Errorf("%s: %d queries, %d references, want %v", tk.Name, len(tk.Qs), len(tk.Rs), w)
+		}
+		seen := map[string]bool{}
+		for _, it := range tk.Rs {
+			seen[it.ID] = true
+		}
+		for _, it := range tk.Qs {
+			if seen[it.ID] {
+				t.Errorf("%s: %s is both query and reference", tk.Name, it.ID)
+			}
+		}
+	}
+}
