@@ -72,9 +72,6 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if cfg.FineTuneBlocks == 0 {
-		cfg.TailLR, cfg.GeMLR = 0, 0
-	}
 	spec := runs.TrainSpec{Data: *data, Base: base, Config: cfg, ValFrac: tf.valFrac, AugViews: views, Keep: tf.keep, Patience: tf.patience}
 	topt := runs.TrainOptions{
 		Dir: runs.Dir(ef.runsDir), Run: *run, Resume: *resume, Files: fopt, Log: stdout,
@@ -154,6 +151,9 @@ func (t *trainFlags) config() (train.Config, error) {
 	}
 	if t.margin >= 0 {
 		cfg.Margin = t.margin
+	}
+	if cfg.FineTuneBlocks == 0 {
+		cfg.TailLR, cfg.GeMLR = 0, 0 // unused: keep run.json comparable
 	}
 	return cfg, cfg.Validate()
 }

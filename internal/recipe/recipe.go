@@ -341,8 +341,13 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 	_, statErr := os.Stat(filepath.Join(runsDir, name, "run.json"))
 	spec := runs.TrainSpec{Data: c.cfg.Provenance.Data, Base: base, Config: c.cfg.Train, ValFrac: c.cfg.ValFrac, AugViews: views, Keep: c.cfg.Keep, Patience: c.cfg.Patience}
 	c.logf("training %s (%s):\n", name, settingsName(base.Describe))
-	sum, err := runs.Train(ctx, eng, set, spec, runs.TrainOptions{
+	trainRun := runs.Train
+	if c.cfg.Train.FineTuneBlocks > 0 {
+		trainRun = runs.FineTune
+	}
+	sum, err := trainRun(ctx, eng, set, spec, runs.TrainOptions{
 		Dir: runsDir, Run: name, Resume: statErr == nil, Files: c.cfg.Files, Log: c.cfg.Log, Progress: c.cfg.Progress,
+		Engine: c.cfg.Engine,
 	})
 	if err != nil {
 		return bundle.Bundle{}, fmt.Errorf("recipe: training %s: %w", name, err)
