@@ -203,15 +203,9 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 	if c.apply && (c.qe > 0 || c.dba > 0) {
 		t = time.Now()
 		p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries}
-		ap := make([]float64, c.queries)
-		err := rerank.ApplyFunc(ctx, d.queries, refs, c.k, p, func(qi int, hits []index.Hit) error {
-			ap[qi] = ev.ap(qi, hits)
-			return nil
-		})
-		if err != nil {
+		if mApply, err = ev.apply(ctx, d.queries, refs, p); err != nil {
 			return err
 		}
-		mApply = mean(ap)
 		step("rerank.ApplyFunc end to end", t, mApply)
 		if c.steps && mApply != mFinal {
 			return fmt.Errorf("ApplyFunc mAP %.6f differs from the step-by-step pipeline's %.6f", mApply, mFinal)
@@ -222,15 +216,11 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 		t = time.Now()
 		p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries,
 			KRecip: true, K1: c.k1, K2: c.k2, Lambda: c.lambda}
-		ap := make([]float64, c.queries)
-		err := rerank.ApplyFunc(ctx, d.queries, refs, c.k, p, func(qi int, hits []index.Hit) error {
-			ap[qi] = ev.ap(qi, hits)
-			return nil
-		})
+		m, err := ev.apply(ctx, d.queries, refs, p)
 		if err != nil {
 			return err
 		}
-		step("ApplyFunc with k-reciprocal", t, mean(ap))
+		step("ApplyFunc with k-reciprocal", t, m)
 	}
 
 	mem.stop()
@@ -270,6 +260,16 @@ func (e *evaluator) ap(qi int, hits []index.Hit) float64 {
 		}
 	}
 	return eval.APRanks(ranks, min(e.d.nRel[class], e.k))
+}
+
+// apply runs rerank.ApplyFunc end to end and returns its mAP@k.
+func (e *evaluator) apply(ctx context.Context, qs [][]float32, refs *index.Flat, p rerank.Params) (float64, error) {
+	ap := make([]float64, len(qs))
+	err := rerank.ApplyFunc(ctx, qs, refs, e.k, p, func(qi int, hits []index.Hit) error {
+		ap[qi] = e.ap(qi, hits)
+		return nil
+	})
+	return mean(ap), err
 }
 
 // search ranks the top k references for every query, returning mAP@k and

@@ -13,6 +13,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
@@ -758,25 +759,10 @@ func (r soakReport) print(w io.Writer) {
 		r.Clients, r.Duration, r.Warmup, r.Requests, r.RPS, r.Errors, r.ItemsEnd)
 	fmt.Fprintf(w, "  %-28s %7s %9s %9s %9s  %s\n", "request", "count", "p50 ms", "p99 ms", "max ms", "status")
 	for _, e := range r.Endpoints {
-		codes := make([]string, 0, len(e.Status))
-		for c, n := range e.Status {
-			codes = append(codes, fmt.Sprintf("%s:%d", c, n))
-		}
-		slices.Sort(codes)
-		fmt.Fprintf(w, "  %-28s %7d %9.1f %9.1f %9.1f  %s\n", e.Name, e.Count, e.P50, e.P99, e.Max, strings.Join(codes, " "))
+		fmt.Fprintf(w, "  %-28s %7d %9.1f %9.1f %9.1f  %s\n", e.Name, e.Count, e.P50, e.P99, e.Max, counts(e.Status))
 	}
-	codes := make([]string, 0, len(r.Status))
-	for c, n := range r.Status {
-		codes = append(codes, fmt.Sprintf("%s:%d", c, n))
-	}
-	slices.Sort(codes)
-	fmt.Fprintf(w, "  status counts: %s\n", strings.Join(codes, " "))
-	names := make([]string, 0, len(r.Checks))
-	for n := range r.Checks {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	fmt.Fprintf(w, "  status counts: %s\n", counts(r.Status))
+	for _, n := range slices.Sorted(maps.Keys(r.Checks)) {
 		fmt.Fprintf(w, "  check %-40s %d\n", n, r.Checks[n])
 	}
 	fmt.Fprintf(w, "  server RSS: %.1f MiB after warm-up, %.1f MiB at the end (bound %.1f MiB), peak %.1f MiB\n",
@@ -786,6 +772,15 @@ func (r soakReport) print(w io.Writer) {
 	for _, e := range r.FirstError {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
+}
+
+// counts lists "key:count" pairs in key order.
+func counts(m map[string]int) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(out, " ")
 }
 
 // serveProcess is a `prodsearch serve` child.

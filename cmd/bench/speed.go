@@ -193,7 +193,7 @@ func (c speedConfig) run(ctx context.Context, w io.Writer) error {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%d\t%d\t%d\t%.3f\t%.3f\t\n", d, r, len(queries[d]), ms(single), ms(batch))
+				fmt.Fprintf(tw, "%d\t%d\t%d\t%.3f\t%.3f\t\n", d, r, len(queries[d]), single.MsPerQuery, batch.MsPerQuery)
 			}
 		}
 		tw.Flush()
@@ -619,7 +619,7 @@ func printSpeedTable(w io.Writer, rows []speedRow) {
 
 // timeSearch builds a Flat of refs synthetic unit vectors and returns the
 // time per query of Search (one query at a time) and of SearchBatch.
-func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, batch time.Duration, err error) {
+func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, batch timing, err error) {
 	rng := rand.New(rand.NewPCG(uint64(dim), uint64(refs)))
 	vecs := make([]float32, 0, refs*dim)
 	ids := make([]string, refs)
@@ -628,23 +628,16 @@ func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, 
 		ids[i] = "ref" + strconv.Itoa(i)
 	}
 	f, err := index.NewFlatFrom(dim, ids, vecs)
+	if err == nil {
+		_, err = f.Search(ctx, qs[0], k, nil) // warm-up
+	}
 	if err != nil {
-		return 0, 0, err
+		return timing{}, timing{}, err
 	}
-	if _, err := f.Search(ctx, qs[0], k, nil); err != nil { // warm-up
-		return 0, 0, err
-	}
+	single, err = timeEach(ctx, qs, func(q []float32) error { _, err := f.Search(ctx, q, k, nil); return err })
 	t0 := time.Now()
-	for _, q := range qs {
-		if _, err := f.Search(ctx, q, k, nil); err != nil {
-			return 0, 0, err
-		}
+	if err == nil {
+		_, err = f.SearchBatch(ctx, qs, k)
 	}
-	single = time.Since(t0) / time.Duration(len(qs))
-	t0 = time.Now()
-	if _, err := f.SearchBatch(ctx, qs, k); err != nil {
-		return 0, 0, err
-	}
-	batch = time.Since(t0) / time.Duration(len(qs))
-	return single, batch, nil
+	return single, batchTiming(len(qs), time.Since(t0)), err
 }
