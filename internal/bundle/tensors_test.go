@@ -6,11 +6,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"prodsearch/internal/vec"
 	"strings"
 	"testing"
 
 	"prodsearch/internal/describe"
+	"prodsearch/internal/vec"
+	"prodsearch/internal/vec/vectest"
 )
 
 // trained returns a coral_mnv1 bundle with a whitening and a linear head of
@@ -84,7 +85,7 @@ func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
 	for i := range x {
 		x[i] = float32(math.Sin(float64(i)))
 	}
-	if c := cosine(b.Heads.Apply(x), hb.Heads.Apply(x)); c < 0.999 {
+	if c := vectest.Cosine(b.Heads.Apply(x), hb.Heads.Apply(x)); c < 0.999 {
 		t.Fatalf("half-precision weights: cosine %v", c)
 	}
 }
@@ -207,14 +208,4 @@ func specJSON(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(data)
-}
-
-func cosine(a, b []float32) float64 {
-	var d, na, nb float64
-	for i := range a {
-		d += float64(a[i]) * float64(b[i])
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	return d / math.Sqrt(na*nb)
 }

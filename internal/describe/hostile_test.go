@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +17,7 @@ import (
 	"prodsearch/internal/describe/describetest"
 	"prodsearch/internal/imageio"
 	"prodsearch/internal/imageio/imagetest"
+	"prodsearch/internal/vec/vectest"
 )
 
 // pipeline is the path an uploaded or indexed image takes: decode with
@@ -39,16 +39,6 @@ func newQuad(t *testing.T) *describetest.Describer {
 		t.Fatal(err)
 	}
 	return d
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
 }
 
 func mustDescribe(t *testing.T, d *describetest.Describer, img image.Image) []float32 {
@@ -139,7 +129,7 @@ func TestHostileManyFrameGIF(t *testing.T) {
 	d := newQuad(t)
 	got := mustDescribe(t, d, img)
 	want := mustDescribe(t, d, imagetest.Solid(w, h, first))
-	if c := cosine(got, want); c < 0.9999 {
+	if c := vectest.Cosine(got, want); c < 0.9999 {
 		t.Errorf("descriptor is not that of the solid first frame: cosine %.5f", c)
 	}
 }
@@ -161,7 +151,7 @@ func TestHostileAcceptedLibraryPath(t *testing.T) {
 		if _, ok := img.(*image.CMYK); !ok {
 			t.Errorf("decoded as %T", img)
 		}
-		c := cosine(mustDescribe(t, d, img), upright)
+		c := vectest.Cosine(mustDescribe(t, d, img), upright)
 		t.Logf("accepted as %T %v; cosine to the RGB original %.5f", img, img.Bounds(), c)
 		if c < 0.999 {
 			t.Errorf("CMYK colours came out wrong: cosine %.5f", c)
@@ -180,7 +170,7 @@ func TestHostileAcceptedLibraryPath(t *testing.T) {
 					ref.Set(x, y, m.At(x, y))
 				}
 			}
-			c := cosine(mustDescribe(t, d, img), mustDescribe(t, d, ref))
+			c := vectest.Cosine(mustDescribe(t, d, img), mustDescribe(t, d, ref))
 			t.Logf("accepted as %T; cosine to the 8-bit rendering %.6f", img, c)
 			if c < 0.9999 {
 				t.Errorf("cosine %.6f", c)
@@ -195,8 +185,8 @@ func TestHostileAcceptedLibraryPath(t *testing.T) {
 			if err != nil {
 				t.Fatalf("o=%d: %v", o, err)
 			}
-			withEXIF := cosine(vec, upright)
-			ignored := cosine(mustDescribe(t, d, stored), upright)
+			withEXIF := vectest.Cosine(vec, upright)
+			ignored := vectest.Cosine(mustDescribe(t, d, stored), upright)
 			t.Logf("orientation %d: cosine to upright %.4f with EXIF applied, %.4f if it were ignored", o, withEXIF, ignored)
 			if withEXIF < 0.995 {
 				t.Errorf("o=%d: not upright after decoding: cosine %.4f", o, withEXIF)
@@ -214,7 +204,7 @@ func TestHostileAcceptedLibraryPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		h, w, _ := d.Runner.Largest()
-		if cs := cosine(vec, mustDescribe(t, d, imagetest.Solid(50, 50, c))); cs < 0.9999 {
+		if cs := vectest.Cosine(vec, mustDescribe(t, d, imagetest.Solid(50, 50, c))); cs < 0.9999 {
 			t.Errorf("1x1 described unlike its colour: cosine %.5f", cs)
 		}
 		t.Logf("accepted; upscaled to a %dx%d tensor", w, h)

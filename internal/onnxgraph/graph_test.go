@@ -3,13 +3,13 @@ package onnxgraph_test
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"testing"
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/onnxgraph"
 	"prodsearch/internal/testenv"
+	"prodsearch/internal/vec/vectest"
 )
 
 // tinyModel builds y = Relu(x·A)·B with an extra output h = Relu(x·A).
@@ -114,17 +114,6 @@ func TestCutTiny(t *testing.T) {
 	}
 }
 
-// cosine of two equally long vectors.
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
 func run(t *testing.T, m *onnxgraph.Model, lib string, inputs []string, outputs []string, in ...backbone.Tensor) []backbone.Tensor {
 	t.Helper()
 	data, err := m.Marshal()
@@ -218,10 +207,10 @@ func TestCutShippedModels(t *testing.T) {
 				if len(out[0].Data) != len(whole.Data) {
 					t.Fatalf("cut at %s: tail output %v", cut, out[0].Shape)
 				}
-				if c := cosine(out[0].Data, whole.Data); c < 0.9999 {
+				if c := vectest.Cosine(out[0].Data, whole.Data); c < 0.9999 {
 					t.Errorf("cut at %s: trunk+tail vs whole cosine %.6f", cut, c)
 				}
-				t.Logf("cut at %s: trunk %d nodes, tail %d nodes, %v -> %v, cosine %.7f", cut, len(trunk.Graph().Node), len(tail.Graph().Node), mid.Shape, out[0].Shape, cosine(out[0].Data, whole.Data))
+				t.Logf("cut at %s: trunk %d nodes, tail %d nodes, %v -> %v, cosine %.7f", cut, len(trunk.Graph().Node), len(tail.Graph().Node), mid.Shape, out[0].Shape, vectest.Cosine(out[0].Data, whole.Data))
 			}
 			// Written back unchanged, the model is the same network.
 			data, err := m.Marshal()
@@ -233,7 +222,7 @@ func TestCutShippedModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			again := run(t, back, lib, back.InputNames(), []string{spec.Output}, img)[0]
-			if c := cosine(again.Data, whole.Data); c < 0.999999 {
+			if c := vectest.Cosine(again.Data, whole.Data); c < 0.999999 {
 				t.Errorf("re-serialised model differs: cosine %.7f", c)
 			}
 		})

@@ -153,49 +153,21 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 	}
 	logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
 
-	var stats []train.EpochStats
-	var spent time.Duration
-	bestEpoch, bestMAP := -1, -1.0
+	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: logf, bestEpoch: -1, bestMAP: -1}
 	onEpoch := func(e train.FineTuneEpoch) error {
-		n := e.N
-		m := Metrics{Epoch: n, Loss: e.Loss, Elapsed: e.Elapsed, Time: time.Now().UTC()}
+		m := Metrics{Epoch: e.N, Loss: e.Loss, Elapsed: e.Elapsed, Time: time.Now().UTC()}
 		if m.ValMAP, m.ValR1, err = valMAP(e.GeMP, e.Heads); err != nil {
 			return err
 		}
-		sum.Epochs = append(sum.Epochs, m)
-		stats = append(stats, train.EpochStats{Epoch: n, Loss: e.Loss, ValMAP: m.ValMAP, ValR1: m.ValR1})
-		spent += e.Elapsed
-		left := ""
-		if n < cfg.Epochs {
-			left = fmt.Sprintf(", about %s left", (spent / time.Duration(n) * time.Duration(cfg.Epochs-n)).Round(time.Second))
-		}
-		if m.ValMAP > bestMAP {
-			bestEpoch, bestMAP = n, m.ValMAP
-		}
-		if !existing[n] {
-			dir := filepath.Join(runDir, CheckpointName(n))
+		return book.record(m, fmt.Sprintf("  p %.3f", e.GeMP), func(dir string) error {
 			b, err := fineTunedBundle(spec.Base, model, tail, e, dir)
 			if err != nil {
 				return err
 			}
 			b.Name = opt.Run
-			b.Notes = fmt.Sprintf("run %s epoch %d: last %d block(s) of %s fine-tuned, GeM p=%.3f, %s head on %s whitening", opt.Run, n, k, bspec.Name, e.GeMP, cfg.Loss, cfg.Whiten)
-			if err := saveCheckpoint(dir, b, m); err != nil {
-				return err
-			}
-			if err := train.PlotCurves(filepath.Join(runDir, "curves.png"), stats); err != nil {
-				return err
-			}
-		}
-		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  p %.3f  (%s%s)\n", n, e.Loss, m.ValMAP, m.ValR1, e.GeMP, e.Elapsed.Round(time.Millisecond), left)
-		if err := prune(runDir, func(ep int) bool { return spec.Keep.keeps(ep, bestEpoch, n) }); err != nil {
-			return err
-		}
-		if spec.Patience > 0 && n-bestEpoch >= spec.Patience {
-			logf("stopping early: no better validation mAP for %d epochs (best: epoch %d, %.4f)\n", spec.Patience, bestEpoch, bestMAP)
-			return train.ErrStop
-		}
-		return nil
+			b.Notes = fmt.Sprintf("run %s epoch %d: last %d block(s) of %s fine-tuned, GeM p=%.3f, %s head on %s whitening", opt.Run, e.N, k, bspec.Name, e.GeMP, cfg.Loss, cfg.Whiten)
+			return saveCheckpoint(dir, b, m)
+		})
 	}
 	_, _, err = train.FineTune(ctx, cfg, tail, p0, trSrc, trY, onEpoch)
 	if err != nil && !errors.Is(err, context.Canceled) {

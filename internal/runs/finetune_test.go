@@ -2,7 +2,6 @@ package runs
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"prodsearch/internal/onnxgraph"
 	"prodsearch/internal/testenv"
 	"prodsearch/internal/train"
+	"prodsearch/internal/vec/vectest"
 )
 
 // TestFineTunedModelMatchesGoTail perturbs the tail of each fine-tunable
@@ -120,7 +120,7 @@ func TestFineTunedModelMatchesGoTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := cosine(goOut, ortOut[0].Data)
+			c := vectest.Cosine(goOut, ortOut[0].Data)
 			t.Logf("%s from %s: ORT on the written model vs the Go tail: cosine %.7f", spec.Name, cut, c)
 			if c < 0.9999 {
 				t.Errorf("cosine %.7f", c)
@@ -141,14 +141,4 @@ func TestFineTunedModelMatchesGoTail(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
 }

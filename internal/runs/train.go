@@ -182,47 +182,19 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		}
 		logf("%s whitening only: val mAP %.4f, R@1 %.3f\n", spec.Config.Whiten, sum.Whitened.ValMAP, sum.Whitened.ValR1)
 	}
-	var stats []train.EpochStats
-	var spent time.Duration
-	bestEpoch, bestMAP := -1, -1.0
+	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: logf, bestEpoch: -1, bestMAP: -1}
 	saveEpoch := func(n int, loss float64, heads describe.Heads, elapsed time.Duration) error {
 		m := Metrics{Epoch: n, Loss: loss, Elapsed: elapsed, Time: time.Now().UTC()}
 		if m.ValMAP, m.ValR1, err = train.ValMAP(heads.ApplyBatch(valX), valY); err != nil {
 			return err
 		}
-		sum.Epochs = append(sum.Epochs, m)
-		stats = append(stats, train.EpochStats{Epoch: n, Loss: loss, ValMAP: m.ValMAP, ValR1: m.ValR1})
-		spent += elapsed
-		left := ""
-		if n > 0 && n < spec.Config.Epochs {
-			left = fmt.Sprintf(", about %s left", (spent / time.Duration(n) * time.Duration(spec.Config.Epochs-n)).Round(time.Second))
-		}
-		if m.ValMAP > bestMAP {
-			bestEpoch, bestMAP = n, m.ValMAP
-		}
-		if !existing[n] {
+		return book.record(m, "", func(dir string) error {
 			b := spec.Base
 			b.Heads = heads.Fold()
 			b.Name = opt.Run
 			b.Notes = fmt.Sprintf("run %s epoch %d: %s head on %s whitening", opt.Run, n, spec.Config.Loss, spec.Config.Whiten)
-			if err := saveCheckpoint(filepath.Join(runDir, CheckpointName(n)), b, m); err != nil {
-				return err
-			}
-			if err := train.PlotCurves(filepath.Join(runDir, "curves.png"), stats); err != nil {
-				return err
-			}
-		}
-		// Logged once saved, so a printed epoch is a durable checkpoint
-		// whatever happens to the process next.
-		logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f  (%s%s)\n", n, loss, m.ValMAP, m.ValR1, elapsed.Round(time.Millisecond), left)
-		if err := prune(runDir, func(e int) bool { return spec.Keep.keeps(e, bestEpoch, n) }); err != nil {
-			return err
-		}
-		if spec.Patience > 0 && n-bestEpoch >= spec.Patience {
-			logf("stopping early: no better validation mAP for %d epochs (best: epoch %d, %.4f)\n", spec.Patience, bestEpoch, bestMAP)
-			return train.ErrStop
-		}
-		return nil
+			return saveCheckpoint(dir, b, m)
+		})
 	}
 	if spec.Config.Loss == train.LossNone || spec.Config.Epochs == 0 {
 		if err := saveEpoch(0, 0, whiten, 0); err != nil {
@@ -243,6 +215,57 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 	sum.Best, _ = Best(cps)
 	sum.Wall = time.Since(start)
 	return sum, err
+}
+
+// epochBook does what every training run does after an epoch: keep the
+// figures and curves, save the checkpoint unless a resumed run has it,
+// log, prune by the retention rule and stop on a validation plateau.
+type epochBook struct {
+	spec      *TrainSpec
+	runDir    string
+	existing  map[int]bool
+	sum       *Summary
+	logf      func(format string, a ...any)
+	stats     []train.EpochStats
+	spent     time.Duration
+	bestEpoch int
+	bestMAP   float64 // start both at -1
+}
+
+// record books epoch m (its validation figures filled in); save writes the
+// checkpoint into the folder it is given. extra is appended to the log line.
+// It returns train.ErrStop when patience runs out.
+func (b *epochBook) record(m Metrics, extra string, save func(dir string) error) error {
+	n, epochs := m.Epoch, b.spec.Config.Epochs
+	b.sum.Epochs = append(b.sum.Epochs, m)
+	b.stats = append(b.stats, train.EpochStats{Epoch: n, Loss: m.Loss, ValMAP: m.ValMAP, ValR1: m.ValR1})
+	b.spent += m.Elapsed
+	left := ""
+	if n > 0 && n < epochs {
+		left = fmt.Sprintf(", about %s left", (b.spent / time.Duration(n) * time.Duration(epochs-n)).Round(time.Second))
+	}
+	if m.ValMAP > b.bestMAP {
+		b.bestEpoch, b.bestMAP = n, m.ValMAP
+	}
+	if !b.existing[n] {
+		if err := save(filepath.Join(b.runDir, CheckpointName(n))); err != nil {
+			return err
+		}
+		if err := train.PlotCurves(filepath.Join(b.runDir, "curves.png"), b.stats); err != nil {
+			return err
+		}
+	}
+	// Logged once saved, so a printed epoch is a durable checkpoint
+	// whatever happens to the process next.
+	b.logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f%s  (%s%s)\n", n, m.Loss, m.ValMAP, m.ValR1, extra, m.Elapsed.Round(time.Millisecond), left)
+	if err := prune(b.runDir, func(e int) bool { return b.spec.Keep.keeps(e, b.bestEpoch, n) }); err != nil {
+		return err
+	}
+	if p := b.spec.Patience; p > 0 && n-b.bestEpoch >= p {
+		b.logf("stopping early: no better validation mAP for %d epochs (best: epoch %d, %.4f)\n", p, b.bestEpoch, b.bestMAP)
+		return train.ErrStop
+	}
+	return nil
 }
 
 // prune deletes the checkpoints of a run that keep rejects. The metrics

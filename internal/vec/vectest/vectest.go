@@ -5,6 +5,7 @@
 package vectest
 
 import (
+	"math"
 	"math/rand/v2"
 
 	"prodsearch/internal/vec"
@@ -43,4 +44,16 @@ func Near(r *rand.Rand, centre []float64, noise float64) []float32 {
 	}
 	vec.Normalize(v)
 	return v
+}
+
+// Cosine is the cosine similarity of two equally long vectors, in float64:
+// tests compare a network's output with a reference by it.
+func Cosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	return ab / math.Sqrt(aa*bb)
 }
