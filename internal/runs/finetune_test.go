@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/bundle"
+	"prodsearch/internal/describe"
+	"prodsearch/internal/imageio"
 	"prodsearch/internal/onnxgraph"
 	"prodsearch/internal/testenv"
 	"prodsearch/internal/train"
@@ -140,5 +143,84 @@ func TestFineTunedModelMatchesGoTail(t *testing.T) {
 				t.Fatalf("rebuilt model differs from the written one (%v)", err)
 			}
 		})
+	}
+}
+
+// TestTrunkStore caches a stand-in trunk (ReLU of the input tensor) over
+// two views of a few photos and reads it back: values within float16
+// rounding, mirrored view mirrored, and a second open served from the files
+// without running the trunk.
+func TestTrunkStore(t *testing.T) {
+	_, lib := testenv.Models(t)
+	tmp := t.TempDir()
+	set := writeClasses(t, filepath.Join(tmp, "data"), 2, 3)
+	var paths []string
+	for _, it := range set.Items {
+		paths = append(paths, it.Path)
+	}
+	d, err := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnxgraph.New(13, onnxgraph.FloatValue("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddNode(onnxgraph.NewNode("Relu", "r", []string{"in"}, []string{"out"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddOutput("out"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := backbone.OpenGraph(data, []string{"in"}, []string{"out"}, backbone.Options{Library: lib, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	views := []describe.View{{Scale: 16}, {Scale: 16, Mirror: true}}
+	dir := filepath.Join(tmp, "trunk")
+	runs := 0
+	open := func() *trunkStore {
+		s, err := openTrunkStore(context.Background(), d, g, "NCHW", "sha", "out", 3, dir, paths, views, imageio.Limits{}, func(done, total int) { runs++ })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	defer s.Close()
+	if runs != 2*len(paths) {
+		t.Fatalf("trunk ran %d times, want %d", runs, 2*len(paths))
+	}
+	for i, p := range paths {
+		img, err := imageio.ReadFile(p, imageio.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v, view := range views {
+			want, h, w, err := d.ViewTensor(img, view)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, gh, gw, err := s.Trunk(i, v)
+			if err != nil || gh != h || gw != w || s.Views(i) != 2 {
+				t.Fatalf("image %d view %d: %d×%d, want %d×%d (%v)", i, v, gh, gw, h, w, err)
+			}
+			for j := range want {
+				if math.Abs(float64(got[j]-max(want[j], 0))) > 2e-3*max(1, math.Abs(float64(want[j]))) {
+					t.Fatalf("image %d view %d value %d: %v, want %v", i, v, j, got[j], max(want[j], 0))
+				}
+			}
+		}
+	}
+	runs = 0
+	s2 := open()
+	defer s2.Close()
+	if runs != 0 || s2.bytes != s.bytes {
+		t.Fatalf("second open ran the trunk %d times; %d bytes vs %d", runs, s2.bytes, s.bytes)
 	}
 }
