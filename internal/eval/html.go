@@ -73,18 +73,26 @@ func (r Report) WriteHTML(w io.Writer) error {
 			mean[i] += p
 		}
 		row := reportQuery{ID: q.Query, Label: q.Label, AP: q.AP, FirstHit: q.FirstHit, Relevant: q.Relevant, Missing: q.Missing, Src: rel[0][q.Query]}
-		for _, id := range refs[:min(top, len(refs))] {
+		index := func(id string) int {
 			k, ok := refIndex[id]
 			if !ok {
 				k = len(page.Data.Refs)
 				refIndex[id] = k
 				page.Data.Refs = append(page.Data.Refs, reportRef{ID: id, Label: r.RefLabels[id], Src: rel[1][id]})
 			}
+			return k
+		}
+		for _, id := range refs[:min(top, len(refs))] {
 			right := 0
 			if isRel(id) {
 				right = 1
 			}
-			row.Top = append(row.Top, [2]int{k, right})
+			row.Top = append(row.Top, [2]int{index(id), right})
+		}
+		// The first right answer below the top: what the query should
+		// have found, and how far down it was.
+		if q.FirstHit > top {
+			row.Late = &[2]int{index(refs[q.FirstHit-1]), q.FirstHit}
 		}
 		page.Data.Queries = append(page.Data.Queries, row)
 	}
@@ -243,7 +251,8 @@ type reportQuery struct {
 	Relevant int      `json:"r"`
 	Missing  bool     `json:"missing,omitempty"`
 	Src      string   `json:"src,omitempty"`
-	Top      [][2]int `json:"top"` // [index into refs, 1 if right]
+	Top      [][2]int `json:"top"`            // [index into refs, 1 if right]
+	Late     *[2]int  `json:"late,omitempty"` // [index into refs, rank] of the first right answer below the top
 }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
@@ -268,6 +277,7 @@ figure img,figure .noimg{width:90px;height:90px;object-fit:cover;border:3px soli
 figure.ok img,figure.ok .noimg{border-color:#16a34a} figure.no img,figure.no .noimg{border-color:#dc2626}
 figure .m{font-weight:700} figure.ok .m{color:#16a34a} figure.no .m{color:#dc2626}
 .noimg{background:#eee;overflow:hidden;font-size:9px}
+.gap{align-self:center;font-size:20px;color:#888} figure.late img{opacity:.85}
 </style></head><body>
 <h1>{{.Title}}</h1>
 <div class="notes">{{range .Notes}}<div>{{.}}</div>{{end}}<div>written {{.Generated}}; images are linked relative to this file</div></div>
@@ -292,6 +302,14 @@ const D = {{.Data}};
 (function () {
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
   const img = (src, alt) => { const i = el("img"); i.src = src; i.loading = "lazy"; i.alt = alt; return i; };
+  const figure = (ref, right, rank, extra) => {
+    const fig = el("figure", (right ? "ok" : "no") + extra), cap = el("figcaption");
+    fig.title = ref.id;
+    fig.append(ref.src ? img(ref.src, "") : el("div", "noimg", ref.id));
+    cap.append(el("span", "m", right ? "\u2713" : "\u2717"), " " + rank + " · " + ref.label);
+    fig.append(cap);
+    return fig;
+  };
   const box = document.getElementById("queries"), frag = document.createDocumentFragment();
   D.queries.forEach((q, n) => {
     const row = el("div", "q"); row.dataset.ap = q.ap.toFixed(4);
@@ -303,15 +321,8 @@ const D = {{.Data}};
       el("br"), q.id);
     qi.append(meta);
     const res = el("div", "res");
-    q.top.forEach(([k, right], i) => {
-      const ref = D.refs[k], fig = el("figure", right ? "ok" : "no");
-      fig.title = ref.id;
-      fig.append(ref.src ? img(ref.src, "") : el("div", "noimg", ref.id));
-      const cap = el("figcaption");
-      cap.append(el("span", "m", right ? "\u2713" : "\u2717"), " " + (i + 1) + " · " + ref.label);
-      fig.append(cap);
-      res.append(fig);
-    });
+    q.top.forEach(([k, right], i) => res.append(figure(D.refs[k], right, i + 1, "")));
+    if (q.late) res.append(el("div", "gap", "\u2026"), figure(D.refs[q.late[0]], 1, q.late[1], " late"));
     row.append(qi, res);
     frag.append(row);
   });

@@ -112,8 +112,12 @@ func TestReportHTML(t *testing.T) {
 	if want := "[a1:0 a2:0 x1:0 a1:0 a1:1 x1:0]"; fmt.Sprint(marks) != want {
 		t.Errorf("results %v, want %s", marks, want)
 	}
-	if len(data.Refs) != 3 {
-		t.Errorf("%d references listed, want each of a1, a2, x1 once", len(data.Refs))
+	// qb's right answer is below the top 2, at rank 3: shown after them.
+	if l := data.Queries[1].Late; l == nil || data.Refs[l[0]].ID != "b1" || l[1] != 3 || data.Queries[0].Late != nil || data.Queries[2].Late != nil {
+		t.Errorf("late answers %v %v %v, want b1 at 3 for qb only", data.Queries[0].Late, data.Queries[1].Late, data.Queries[2].Late)
+	}
+	if len(data.Refs) != 4 {
+		t.Errorf("%d references listed, want each of a1, a2, x1, b1 once", len(data.Refs))
 	}
 	for _, want := range []string{"<th>MRR</th><td class=\"n\">0.4444</td>", "<th>mAP</th><td class=\"n\">0.3889</td>", "<polyline", "mAP 0.3889", "hand-made &lt;ranking&gt;"} {
 		if !strings.Contains(html, want) {
@@ -203,7 +207,6 @@ func TestReportInChromium(t *testing.T) {
 	}
 	ctx := testenv.Browser(t, 1100, 800)
 	r := reportFixture(t, t.TempDir())
-	r.Top = 10
 	p, _ := writeReportFile(t, r)
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -235,7 +238,7 @@ func TestReportInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "0.0000:no,no,no,no 0.3333:no,no,ok 0.8333:ok,no,ok"; marks != want {
+	if want := "0.0000:no,no 0.3333:no,no,ok late 0.8333:ok,no"; marks != want {
 		t.Errorf("drawn queries %q, want %q", marks, want)
 	}
 	testenv.Screenshot(tctx, t, "eval-report.png")
