@@ -272,8 +272,8 @@ svg.pr{background:#fff;border:1px solid #ddd} svg.pr text{font-size:11px;fill:#4
 .qi{width:150px;flex:none} .qi img{width:150px;height:150px;object-fit:cover;border:3px solid #888;border-radius:4px}
 .meta{font-size:12px;color:#444;overflow-wrap:anywhere} .ap{font-weight:600;font-size:15px;color:#1b1f24}
 .res{display:flex;gap:6px;flex-wrap:wrap}
-figure{margin:0;width:96px;font-size:11px;color:#444;text-align:center}
-figure img,figure .noimg{width:90px;height:90px;object-fit:cover;border:3px solid;border-radius:4px;display:block}
+figure{margin:0;width:84px;font-size:11px;color:#444;text-align:center}
+figure img,figure .noimg{width:78px;height:78px;object-fit:cover;border:3px solid;border-radius:4px;display:block}
 figure.ok img,figure.ok .noimg{border-color:#16a34a} figure.no img,figure.no .noimg{border-color:#dc2626}
 figure .m{font-weight:700} figure.ok .m{color:#16a34a} figure.no .m{color:#dc2626}
 .noimg{background:#eee;overflow:hidden;font-size:9px}
