@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -103,7 +104,7 @@ func (r Report) WriteHTML(w io.Writer) error {
 	}
 	page.Curve = template.HTML(prSVG(mean, r.Eval.Scores.MAP))
 	// Worst first: lowest AP, then the first right answer furthest down
-	// (none at all last), then by ID so the order is reproducible.
+	// (none at all first), then by ID so the order is reproducible.
 	slices.SortStableFunc(page.Data.Queries, func(a, b reportQuery) int {
 		if c := cmp.Compare(a.AP, b.AP); c != 0 {
 			return c
@@ -119,10 +120,10 @@ func (r Report) WriteHTML(w io.Writer) error {
 	return nil
 }
 
-// hitOrder ranks "no right answer" after every rank.
+// hitOrder ranks "no right answer" below every rank.
 func hitOrder(firstHit int) int {
 	if firstHit == 0 {
-		return int(^uint(0) >> 1)
+		return math.MaxInt
 	}
 	return firstHit
 }
