@@ -5,30 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/color"
-	"image/jpeg"
 	"os"
 	"path/filepath"
+	"prodsearch/internal/imageio/imagetest"
 	"strings"
 	"testing"
 )
 
-func writeJPEG(t *testing.T, path string, c color.Color) {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
-	for y := range 32 {
-		for x := range 32 {
-			img.Set(x, y, c)
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+func writeJPEG(t *testing.T, path string, c color.RGBA) {
+	imagetest.WriteFile(t, path, imagetest.JPEG(t, imagetest.Solid(32, 32, c), 75))
 }
 
 // TestSmoke runs the whole in-process path on a tiny generated data set.

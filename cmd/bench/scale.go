@@ -438,24 +438,6 @@ func addProgress(ctx context.Context, h *index.HNSW, ids []string, vecs [][]floa
 	return nil
 }
 
-func recall(got, want [][]index.Hit) float64 {
-	var sum float64
-	for i := range want {
-		set := make(map[string]bool, len(want[i]))
-		for _, h := range want[i] {
-			set[h.ID] = true
-		}
-		n := 0
-		for _, h := range got[i] {
-			if set[h.ID] {
-				n++
-			}
-		}
-		sum += float64(n) / float64(max(1, len(want[i])))
-	}
-	return sum / float64(len(want))
-}
-
 func sweepHNSW(ctx context.Context, h *index.HNSW, qs [][]float32, gt [][]index.Hit, k, ef int) (annPoint, error) {
 	p := annPoint{Ef: ef}
 	got := make([][]index.Hit, len(qs))
@@ -470,7 +452,7 @@ func sweepHNSW(ctx context.Context, h *index.HNSW, qs [][]float32, gt [][]index.
 		got[i] = r
 	}
 	p.OneThread = summarize(lat)
-	p.Recall10 = recall(got, gt)
+	p.Recall10 = index.Recall(got, gt)
 	h.SetEfSearch(ef)
 	t := time.Now()
 	if _, err := h.SearchBatch(ctx, qs, k); err != nil {
@@ -601,7 +583,7 @@ func benchWeaviate(ctx context.Context, o scaleOptions, ids []string, src func(l
 			lat[i] = time.Since(t)
 		}
 		p.OneThread = summarize(lat)
-		p.Recall10 = recall(got, gt)
+		p.Recall10 = index.Recall(got, gt)
 		if exactMs > 0 {
 			p.SpeedupExact = exactMs / p.OneThread.MsPerQuery
 		}

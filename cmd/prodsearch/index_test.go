@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"image"
 	"image/color"
-	"image/draw"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,15 +17,7 @@ import (
 )
 
 func writePNG(t *testing.T, path string, c color.Color) {
-	t.Helper()
-	m := image.NewRGBA(image.Rect(0, 0, 40, 30))
-	draw.Draw(m, m.Bounds(), image.NewUniform(c), image.Point{}, draw.Src)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, imagetest.PNG(t, m), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	imagetest.WriteFile(t, path, imagetest.PNG(t, imagetest.Solid(40, 30, color.RGBAModel.Convert(c).(color.RGBA))))
 }
 
 type runner struct {

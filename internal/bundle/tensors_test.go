@@ -23,13 +23,7 @@ func trained(t *testing.T, seed uint64) Bundle {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	randv := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
+	randv := func(n int) []float32 { return vectest.Gaussian(rng, n) }
 	b.Heads = describe.Heads{
 		{Kind: describe.KindLw, In: 1024, Out: 64, Mean: randv(1024), W: randv(64 * 1024)},
 		{Kind: describe.KindLinear, In: 64, Out: 32, W: randv(32 * 64)},

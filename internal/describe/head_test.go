@@ -5,16 +5,9 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"prodsearch/internal/vec/vectest"
 	"testing"
 )
-
-func headRandVec(r *rand.Rand, n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-	}
-	return v
-}
 
 // headRefApply is a straightforward float64 implementation of the documented
 // formula, independent of the Sgemm path.
@@ -58,12 +51,12 @@ func headRefApply(h *Head, x []float32) []float64 {
 }
 
 func headLinear(r *rand.Rand, in, out int) *Head {
-	return &Head{Kind: KindLinear, In: in, Out: out, Mean: headRandVec(r, in), W: headRandVec(r, in*out)}
+	return &Head{Kind: KindLinear, In: in, Out: out, Mean: vectest.Gaussian(r, in), W: vectest.Gaussian(r, in*out)}
 }
 
 func headMLP(r *rand.Rand, in, hidden, out int) *Head {
-	return &Head{Kind: KindMLP, In: in, Out: out, Hidden: hidden, Mean: headRandVec(r, in),
-		W1: headRandVec(r, hidden*in), B1: headRandVec(r, hidden), W: headRandVec(r, out*hidden)}
+	return &Head{Kind: KindMLP, In: in, Out: out, Hidden: hidden, Mean: vectest.Gaussian(r, in),
+		W1: vectest.Gaussian(r, hidden*in), B1: vectest.Gaussian(r, hidden), W: vectest.Gaussian(r, out*hidden)}
 }
 
 func headAssertClose(t *testing.T, got []float32, want []float64, tol float64) {
@@ -87,7 +80,7 @@ func TestHeadMatchesReference(t *testing.T) {
 		// More rows than one Sgemm chunk, to cover the chunking.
 		xs := make([][]float32, batchRows+37)
 		for i := range xs {
-			xs[i] = headRandVec(r, h.In)
+			xs[i] = vectest.Gaussian(r, h.In)
 		}
 		batch := h.ApplyBatch(xs)
 		if len(batch) != len(xs) {
@@ -132,7 +125,7 @@ func TestHeadChain(t *testing.T) {
 	if hs.InDim() != 8 || hs.OutDim() != 3 {
 		t.Fatalf("dims %d -> %d", hs.InDim(), hs.OutDim())
 	}
-	x := headRandVec(r, 8)
+	x := vectest.Gaussian(r, 8)
 	mid := hs[0].Apply(x)
 	want := headRefApply(&hs[1], mid)
 	headAssertClose(t, hs.Apply(x), want, 1e-5)
@@ -206,7 +199,7 @@ func TestHeadJSONRoundTrip(t *testing.T) {
 	if err := back.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	x := headRandVec(r, 6)
+	x := vectest.Gaussian(r, 6)
 	a, c := hs.Apply(x), back.Apply(x)
 	for i := range a {
 		if a[i] != c[i] {
@@ -229,13 +222,7 @@ func TestHeadCloneIsDeep(t *testing.T) {
 
 func TestFoldKeepsDescriptors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	randv := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
+	randv := func(n int) []float32 { return vectest.Gaussian(rng, n) }
 	hs := Heads{
 		{Kind: KindLw, In: 40, Out: 20, Mean: randv(40), W: randv(20 * 40)},
 		{Kind: KindLinear, In: 20, Out: 8, W: randv(8 * 20)},

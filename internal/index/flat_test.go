@@ -363,3 +363,18 @@ func TestConcurrentReaders(t *testing.T) {
 		}
 	}
 }
+
+func TestRecall(t *testing.T) {
+	h := func(ids ...string) []Hit {
+		var out []Hit
+		for _, id := range ids {
+			out = append(out, Hit{ID: id})
+		}
+		return out
+	}
+	got := [][]Hit{h("a", "b"), h("x"), h()}
+	want := [][]Hit{h("b", "c"), h("x"), h()}
+	if r := Recall(got, want); r != (0.5+1+1)/3 {
+		t.Fatalf("Recall = %v, want %v", r, (0.5+1+1)/3)
+	}
+}

@@ -45,6 +45,31 @@ func SortHits(hits []Hit) {
 	})
 }
 
+// Recall is the mean, over queries, of the fraction of want[i] (the exact
+// results) that got[i] also returns, matched by ID: how an approximate index
+// is measured against Flat. A query with nothing to find counts as 1.
+func Recall(got, want [][]Hit) float64 {
+	var sum float64
+	for i := range want {
+		if len(want[i]) == 0 {
+			sum++
+			continue
+		}
+		ids := make(map[string]bool, len(want[i]))
+		for _, h := range want[i] {
+			ids[h.ID] = true
+		}
+		k := 0
+		for _, h := range got[i] {
+			if ids[h.ID] {
+				k++
+			}
+		}
+		sum += float64(k) / float64(len(want[i]))
+	}
+	return sum / float64(len(want))
+}
+
 // candidate is a scored position, the unit a top-k selection works on. It is
 // kept small (no ID string) because selections touch millions of them.
 type candidate struct {

@@ -147,7 +147,7 @@ func TestWeaviateCluster(t *testing.T) {
 	t0 = time.Now()
 	healthy := search()
 	step(fmt.Sprintf("%d searches, 3 nodes up", nq), t0)
-	if r := meanRecall(healthy, exact); r < 0.95 {
+	if r := Recall(healthy, exact); r < 0.95 {
 		t.Errorf("recall@10 vs exact %.3f < 0.95", r)
 	} else {
 		t.Logf("recall@10 vs exact, 3 nodes: %.3f", r)
@@ -176,7 +176,7 @@ func TestWeaviateCluster(t *testing.T) {
 		}
 		got[i] = h.Hit
 	}
-	if r := meanRecall([][]Hit{got}, [][]Hit{want}); r < 0.9 {
+	if r := Recall([][]Hit{got}, [][]Hit{want}); r < 0.9 {
 		t.Errorf("label-filtered recall %.2f", r)
 	}
 
@@ -203,7 +203,7 @@ func TestWeaviateCluster(t *testing.T) {
 	cluster("kill-node", "2")
 	down := search()
 	step(fmt.Sprintf("%d searches, node 2 killed", nq), t0)
-	r := meanRecall(down, healthy)
+	r := Recall(down, healthy)
 	t.Logf("recall@10 with node 2 down vs all up: %.3f", r)
 	if r < 0.99 {
 		t.Errorf("recall@10 with a node down %.3f < 0.99", r)
@@ -212,7 +212,7 @@ func TestWeaviateCluster(t *testing.T) {
 	t0 = time.Now()
 	cluster("start-node", "2")
 	step("restart node 2", t0)
-	if r := meanRecall(search(), healthy); r < 0.99 {
+	if r := Recall(search(), healthy); r < 0.99 {
 		t.Errorf("recall@10 after restart %.3f < 0.99", r)
 	}
 	if err := w.Drop(ctx); err != nil {
@@ -222,28 +222,6 @@ func TestWeaviateCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("whole test", start)
-}
-
-func meanRecall(got, want [][]Hit) float64 {
-	var sum float64
-	for i := range want {
-		ids := make(map[string]bool, len(want[i]))
-		for _, h := range want[i] {
-			ids[h.ID] = true
-		}
-		k := 0
-		for _, h := range got[i] {
-			if ids[h.ID] {
-				k++
-			}
-		}
-		if len(want[i]) == 0 {
-			sum++
-		} else {
-			sum += float64(k) / float64(len(want[i]))
-		}
-	}
-	return sum / float64(len(want))
 }
 
 func indexOfID(objs []WeaviateObject, id string) int {

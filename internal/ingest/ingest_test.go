@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"image/png"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"prodsearch/internal/imageio/imagetest"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
 )
@@ -31,16 +30,7 @@ func TestAddCommitReceipts(t *testing.T) {
 		for p := range img.Pix {
 			img.Pix[p] = uint8(40*i + p%7)
 		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(data, "c"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(data, "c", id+".png"), buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		imagetest.WriteFile(t, filepath.Join(data, "c", id+".png"), imagetest.PNG(t, img))
 		want = append(want, id)
 	}
 	dir := filepath.Join(root, "store")

@@ -8,6 +8,7 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"prodsearch/internal/vec/vectest"
 )
 
 const (
@@ -29,11 +30,7 @@ type ColourDescriber struct {
 
 // NewColourDescriber returns a describer producing dim-long descriptors.
 func NewColourDescriber(dim int) *ColourDescriber {
-	r := rand.New(rand.NewPCG(42, uint64(dim)))
-	p := make([]float32, raw*dim)
-	for i := range p {
-		p[i] = float32(r.NormFloat64())
-	}
+	p := vectest.Gaussian(rand.New(rand.NewPCG(42, uint64(dim))), raw*dim)
 	return &ColourDescriber{dim: dim, proj: p}
 }
 

@@ -11,13 +11,19 @@ import (
 	"prodsearch/internal/vec"
 )
 
-// Unit returns a random unit vector of d components, uniform on the sphere
-// (a normalised Gaussian draw).
-func Unit(r *rand.Rand, d int) []float32 {
+// Gaussian returns d independent standard normal components.
+func Gaussian(r *rand.Rand, d int) []float32 {
 	v := make([]float32, d)
 	for i := range v {
 		v[i] = float32(r.NormFloat64())
 	}
+	return v
+}
+
+// Unit returns a random unit vector of d components, uniform on the sphere
+// (a normalised Gaussian draw).
+func Unit(r *rand.Rand, d int) []float32 {
+	v := Gaussian(r, d)
 	vec.Normalize(v)
 	return v
 }
