@@ -61,7 +61,6 @@ func e2eDescriber(t *testing.T) store.Describer {
 	return eng
 }
 
-
 type tsvLine struct{ path, label string }
 
 func readTSV(t *testing.T, path string) []tsvLine {
