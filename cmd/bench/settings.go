@@ -73,11 +73,7 @@ func runSettings(ctx context.Context, args []string, w io.Writer) error {
 		ms   float64
 	}
 	var rows []row
-	classes := map[string]bool{}
-	for _, it := range set.Items {
-		classes[it.Label] = true
-	}
-	fmt.Fprintf(w, "validation: %d queries, %d references, %d training classes (test split untouched)\n", len(qs), len(rs), len(classes))
+	fmt.Fprintf(w, "validation: %d queries, %d references, %d training classes (test split untouched)\n", len(qs), len(rs), len(dataset.LabelSet(set.Items)))
 	for _, bb := range strings.Split(*backbones, ",") {
 		for _, g := range strings.Split(*grid, ";") {
 			b, err := bundle.Default(bb)

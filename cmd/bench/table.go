@@ -87,17 +87,7 @@ func runTable(ctx context.Context, args []string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		keep := map[string]bool{}
-		for _, it := range val {
-			keep[it.Label] = true
-		}
-		var q []dataset.Item
-		for _, it := range vi {
-			if keep[it.Label] {
-				q = append(q, it)
-			}
-		}
-		valTasks = append(valTasks, task{"val iconic", q, val})
+		valTasks = append(valTasks, task{"val iconic", dataset.WithLabels(vi, dataset.LabelSet(val)), val})
 	}
 	testTasks := []task{{"query.tsv", query, refs}, {"iconic_query.tsv", iconic, refs}}
 	describeAll := func(ts []task) ([][]*tune.Problem, error) {
@@ -132,20 +122,11 @@ func runTable(ctx context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var valTrials [][]tune.Trial
-	for _, set := range valSets {
-		p, err := tune.Combine(set, weights)
-		if err != nil {
-			return err
-		}
-		tr, err := p.Rerank(ctx, tune.RerankGrid())
-		if err != nil {
-			return err
-		}
-		valTrials = append(valTrials, tr)
+	valMean, err := tune.RerankTasks(ctx, valSets, weights)
+	if err != nil {
+		return err
 	}
-	valMean := tune.Mean(valTrials...)
-	fmt.Fprintf(w, "validation: %d classes held out by run %s; ensemble weights chosen there: %v\n\n", countClasses(val), *valRun, weights)
+	fmt.Fprintf(w, "validation: %d classes held out by run %s; ensemble weights chosen there: %v\n\n", len(dataset.LabelSet(val)), *valRun, weights)
 	for ti, t := range testTasks {
 		fmt.Fprintf(w, "%s (test split, %d queries)\n%-44s %-34s %7s %6s   %-34s %7s %6s\n", t.name, len(t.qs), "step", "chosen on validation", "mAP", "R@1", "best on test (for the gap only)", "mAP", "R@1")
 		for mi, m := range b.Members {
@@ -197,22 +178,5 @@ func scoreOf(trials []tune.Trial, name string) tune.Trial {
 // valItems keeps the training items of the classes a run held out.
 func valItems(items []dataset.Item, run string) ([]dataset.Item, error) {
 	keep, err := runs.ValClasses(runs.Dir(""), run)
-	if err != nil {
-		return nil, err
-	}
-	var out []dataset.Item
-	for _, it := range items {
-		if keep[it.Label] {
-			out = append(out, it)
-		}
-	}
-	return out, nil
-}
-
-func countClasses(items []dataset.Item) int {
-	m := map[string]bool{}
-	for _, it := range items {
-		m[it.Label] = true
-	}
-	return len(m)
+	return dataset.WithLabels(items, keep), err
 }

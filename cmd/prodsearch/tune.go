@@ -110,23 +110,14 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("--queries: %w", err)
 		}
-		val := map[string]bool{}
-		for _, it := range items {
-			val[it.Label] = true
-		}
-		var extra []dataset.Item
-		for _, it := range qset.Items {
-			if val[it.Label] {
-				extra = append(extra, it)
-			}
-		}
+		extra := dataset.WithLabels(qset.Items, dataset.LabelSet(items))
 		if len(extra) == 0 {
 			return errors.New("--queries: no query belongs to a validation class")
 		}
 		tasks = append(tasks, task{filepath.Base(*queries), extra, items})
 	}
 	for _, t := range tasks {
-		fmt.Fprintf(stdout, "tuning on %s: %d queries, %d references of %d validation classes (%s)\n", t.name, len(t.qs), len(t.rs), countLabels(items), valSource(run))
+		fmt.Fprintf(stdout, "tuning on %s: %d queries, %d references of %d validation classes (%s)\n", t.name, len(t.qs), len(t.rs), len(dataset.LabelSet(items)), valSource(run))
 	}
 	opt, err := ef.fileOptions()
 	if err != nil {
@@ -160,21 +151,10 @@ func cmdTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stdout, "ensemble weights %v (%d tried; equal weights: mAP %.4f, chosen: mAP %.4f)\n", w, len(trials), trials[0].Scores.MAP, bestOf(trials))
 	}
-	var perTask [][]tune.Trial
-	for ti := range tasks {
-		prob := sets[ti][0]
-		if b.IsEnsemble() {
-			if prob, err = tune.Combine(sets[ti], w); err != nil {
-				return err
-			}
-		}
-		tr, err := prob.Rerank(ctx, tune.RerankGrid())
-		if err != nil {
-			return err
-		}
-		perTask = append(perTask, tr)
+	trials, err := tune.RerankTasks(ctx, sets, w)
+	if err != nil {
+		return err
 	}
-	trials := tune.Mean(perTask...)
 	var plain tune.Trial
 	for _, t := range trials {
 		if t.Params == nil {
@@ -236,18 +216,10 @@ func validationItems(set *dataset.Set, runsDir, run string) ([]dataset.Item, err
 			items = append(items, it)
 		}
 	}
-	if countLabels(items) < 2 {
+	if len(dataset.LabelSet(items)) < 2 {
 		return nil, errors.New("tune: fewer than two labelled validation classes")
 	}
 	return items, nil
-}
-
-func countLabels(items []dataset.Item) int {
-	m := map[string]bool{}
-	for _, it := range items {
-		m[it.Label] = true
-	}
-	return len(m)
 }
 
 // describeProblem describes a validation task with one bundle.

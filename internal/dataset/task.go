@@ -13,12 +13,27 @@ type Task struct {
 }
 
 // Classes counts the distinct query labels.
-func (t Task) Classes() int {
+func (t Task) Classes() int { return len(LabelSet(t.Queries)) }
+
+// LabelSet is the set of the items' labels: the classes they show.
+func LabelSet(items []Item) map[string]bool {
 	m := map[string]bool{}
-	for _, it := range t.Queries {
+	for _, it := range items {
 		m[it.Label] = true
 	}
-	return len(m)
+	return m
+}
+
+// WithLabels returns, in order, the items whose label is in keep: a split's
+// photos restricted to some classes (the validation ones, say).
+func WithLabels(items []Item, keep map[string]bool) []Item {
+	var out []Item
+	for _, it := range items {
+		if keep[it.Label] {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // CatalogueTask builds the shop's search as a task: the photos whose class

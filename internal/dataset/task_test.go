@@ -76,3 +76,17 @@ func TestManifestTextRoundTrip(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestLabelSetAndWithLabels(t *testing.T) {
+	items := []Item{{ID: "1", Label: "a"}, {ID: "2", Label: "b"}, {ID: "3", Label: "a"}, {ID: "4", Label: "c"}}
+	if s := LabelSet(items); len(s) != 3 || !s["a"] || !s["c"] {
+		t.Fatalf("LabelSet = %v", s)
+	}
+	got := WithLabels(items, map[string]bool{"a": true, "c": true})
+	if len(got) != 3 || got[0].ID != "1" || got[1].ID != "3" || got[2].ID != "4" {
+		t.Fatalf("WithLabels = %v", got)
+	}
+	if (Task{Queries: items}).Classes() != 3 {
+		t.Fatal("Task.Classes")
+	}
+}

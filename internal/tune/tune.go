@@ -307,6 +307,28 @@ func meanScores(all []eval.Scores) eval.Scores {
 	return m
 }
 
+// RerankTasks scores every re-ranking recipe on each task (sets[task] holds
+// one Problem per ensemble member, combined with weights w when there are
+// several) and returns the trials by their mean over the tasks, best first.
+func RerankTasks(ctx context.Context, sets [][]*Problem, w []float64) ([]Trial, error) {
+	var perTask [][]Trial
+	for _, set := range sets {
+		p := set[0]
+		if len(set) > 1 {
+			var err error
+			if p, err = Combine(set, w); err != nil {
+				return nil, err
+			}
+		}
+		tr, err := p.Rerank(ctx, RerankGrid())
+		if err != nil {
+			return nil, err
+		}
+		perTask = append(perTask, tr)
+	}
+	return Mean(perTask...), nil
+}
+
 // Combine builds the ensemble problem for weights w; members share items.
 func Combine(members []*Problem, w []float64) (*Problem, error) {
 	first := members[0]

@@ -110,3 +110,24 @@ func TestConcatWeightsAreSimilarityWeights(t *testing.T) {
 		t.Fatalf("cos %v, want %v", dot, want)
 	}
 }
+
+// TestRerankTasksIsTheMeanOfEachTask: one member per task, two tasks; the
+// result is Mean of the tasks' own Rerank trials.
+func TestRerankTasksIsTheMeanOfEachTask(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	items, vecs := planted(rng, 8, 10, 16, 1.4)
+	a := problem(t, items, vecs)
+	items, vecs = planted(rng, 8, 10, 16, 1.0)
+	b := problem(t, items, vecs)
+	got, err := RerankTasks(ctx, [][]*Problem{{a}, {b}}, []float64{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, _ := a.Rerank(ctx, RerankGrid())
+	tb, _ := b.Rerank(ctx, RerankGrid())
+	want := Mean(ta, tb)
+	if len(got) != len(want) || got[0].Name != want[0].Name || got[0].Scores.MAP != want[0].Scores.MAP {
+		t.Fatalf("RerankTasks best %s %.4f, Mean of the tasks %s %.4f", got[0].Name, got[0].Scores.MAP, want[0].Name, want[0].Scores.MAP)
+	}
+}
