@@ -32,7 +32,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("out", "", "model directory to write (model.json, members/, MODEL.md, runs/)")
 	backbones := fs.String("backbones", defaultMembers, "comma-separated members: builtin backbone names or spec files")
 	crops := fs.String("crops", "1,0.8,0.6", "centre crops tried per backbone (1 = whole image); GeM is then tried at the best")
-	scale := fs.Int("scale", 224, "short side the settings are tried at")
+	shortSide := fs.Int("short-side", 224, "short side (pixels) the describe settings are tried at")
 	half := fs.Bool("half", true, "store the members' weights as float16 (half the size; cosine to float32 about 0.9999)")
 	trainCat := fs.Bool("train-on-catalogue", false, "add the training classes' catalogue images to the training photos")
 	tf := addTrainFlags(fs)
@@ -67,7 +67,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rc := recipe.Config{
 		Data: set, Train: cfg, ValFrac: tf.valFrac, Aug: tf.aug, Patience: tf.patience, Keep: tf.keep,
-		TrainOnCatalogue: *trainCat, Crops: cropList, Scale: *scale, Half: *half, Out: *out,
+		TrainOnCatalogue: *trainCat, Crops: cropList, Scale: *shortSide, Half: *half, Out: *out,
 		Engine:     ef.engineOptions(),
 		Provenance: bundle.Provenance{Command: "prodsearch " + strings.Join(os.Args[1:], " "), Data: *data, Catalogue: *catalogue},
 		Log:        stdout,

@@ -181,3 +181,14 @@ func copyFirst(t *testing.T, manifest, dst string, n int) {
 		write(t, filepath.Join(dst, filepath.Base(path)), string(data))
 	}
 }
+
+// TestEveryCommandHelps builds every command's flags: a flag defined twice
+// panics only when the command runs, so each is asked for its help here.
+func TestEveryCommandHelps(t *testing.T) {
+	for name := range commands() {
+		var out bytes.Buffer
+		if err := dispatch(context.Background(), []string{name, "-h"}, &out, &out); err != nil && !strings.Contains(out.String(), "usage") {
+			t.Errorf("%s -h: %v\n%s", name, err, out.String())
+		}
+	}
+}
