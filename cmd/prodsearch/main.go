@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"tune":        {"choose re-ranking parameters and ensemble weights on validation classes and store them in the bundle", cmdTune},
 		"ensemble":    {"combine bundles or backbones into one ensemble bundle", cmdEnsemble},
 		"tasks":       {"write photo -> catalogue task manifests (validation classes held out from training data, and test photos)", cmdTasks},
+		"export":      {"write the model's whole descriptor as one plain ONNX graph", cmdExport},
 		"compare":     {"score several models on several labelled tasks in one table", cmdCompare},
 		"build":       {"the whole default recipe in one step: choose settings, train every member, ensemble, tune per catalogue shape, write one model", cmdBuild},
 	}

@@ -70,8 +70,8 @@ func Open(spec Spec, modelDir string, opt Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer so.Destroy()
 	sess, err := ort.NewDynamicAdvancedSession(path, []string{spec.Input}, []string{spec.Output}, so)
+	so.Destroy() // before any releaseEnv, as in OpenGraph
 	if err != nil {
 		releaseEnv()
 		return nil, fmt.Errorf("model %s (%s): %w", spec.Name, path, err)
@@ -127,8 +127,10 @@ func OpenGraph(model []byte, inputs, outputs []string, opt Options) (*Graph, err
 	if err != nil {
 		return nil, err
 	}
-	defer so.Destroy()
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
+	// The options go before the environment: destroying them after
+	// releaseEnv tore the environment down crashes ONNX Runtime.
+	so.Destroy()
 	if err != nil {
 		releaseEnv()
 		return nil, fmt.Errorf("graph session: %w", err)

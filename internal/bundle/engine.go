@@ -48,11 +48,9 @@ func Open(b Bundle, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := b.Backbone
-	if b.FineTuned != nil {
-		if spec, err = b.FineTuned.modelSpec(b.Backbone, filepath.Dir(b.path), dir); err != nil {
-			return nil, err
-		}
+	spec, err := b.backboneSpec(dir)
+	if err != nil {
+		return nil, err
 	}
 	sess, err := backbone.Open(spec, dir, backbone.Options{Library: opt.Library, Threads: opt.Threads})
 	if err != nil {
@@ -64,6 +62,28 @@ func Open(b Bundle, opt Options) (*Engine, error) {
 		return nil, err
 	}
 	return &Engine{b: b, sess: sess, desc: d}, nil
+}
+
+// backboneSpec is the spec that opens b's backbone: the base model, or the
+// fine-tuned one beside the bundle (rebuilt from the base if missing).
+func (b Bundle) backboneSpec(modelDir string) (backbone.Spec, error) {
+	if b.FineTuned == nil {
+		return b.Backbone, nil
+	}
+	return b.FineTuned.modelSpec(b.Backbone, filepath.Dir(b.path), modelDir)
+}
+
+// BackboneFile returns the checked ONNX file of a single-backbone bundle's
+// network as it runs: the base model in modelDir, or its fine-tuned copy.
+func (b Bundle) BackboneFile(modelDir string) (string, error) {
+	if b.IsEnsemble() {
+		return "", fmt.Errorf("bundle %s: an ensemble has one backbone per member", b.Name)
+	}
+	spec, err := b.backboneSpec(modelDir)
+	if err != nil {
+		return "", err
+	}
+	return spec.ModelPath(modelDir)
 }
 
 // Bundle returns the recipe the engine runs.

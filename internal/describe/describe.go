@@ -281,6 +281,11 @@ func (d *Describer) DescribeScale(ctx context.Context, imgs []image.Image, s int
 	return plain, mirrored, tm, nil
 }
 
+// ViewImage returns the image as the backbone sees it at short side s:
+// centre-cropped and resized, before normalisation. An exported graph takes
+// this as its input.
+func (d *Describer) ViewImage(img image.Image, s int) *image.RGBA { return d.resize(img, s) }
+
 // resize scales to short side s, capping the long side so a panorama cannot
 // blow up inference memory.
 func (d *Describer) resize(img image.Image, s int) *image.RGBA {
