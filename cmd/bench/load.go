@@ -35,7 +35,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"prodsearch/internal/bundle"
@@ -327,27 +326,12 @@ func measureLoad(ctx context.Context, url string, queries []loadQuery, c, n, k i
 		}
 	}
 	samples := make([]loadSample, n)
-	var next int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				samples[i] = one(queries[i%len(queries)])
-			}
-		}()
-	}
-	wg.Wait()
+	parallelFor(n, c, func(i int) {
+		if ctx.Err() == nil {
+			samples[i] = one(queries[i%len(queries)])
+		}
+	})
 	elapsed := time.Since(t0)
 	if err := ctx.Err(); err != nil {
 		return loadResult{}, err

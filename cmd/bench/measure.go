@@ -58,6 +58,21 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
+// parallelFor calls f(i) for every i in [0, n) from workers goroutines, each
+// taking the next index, and returns when all calls have.
+func parallelFor(n, workers int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // writeJSON writes v, indented, to path; an empty path writes nothing.
 func writeJSON(path string, v any) error {
 	if path == "" {

@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,12 +76,9 @@ func parseScale(args []string) (scaleOptions, error) {
 		return o, err
 	}
 	o.seed = *seed
-	for f := range strings.SplitSeq(*efs, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || v <= 0 {
-			return o, fmt.Errorf("-ef: %q is not a positive integer", f)
-		}
-		o.efs = append(o.efs, v)
+	var err error
+	if o.efs, err = parseInts(*efs); err != nil {
+		return o, fmt.Errorf("-ef: %w", err)
 	}
 	if o.n < o.ktop || o.nq < 1 || o.dim < 1 || o.k < 1 || o.k > o.ktop {
 		return o, errors.New("want n >= ktop >= k >= 1, nq >= 1, dim >= 1")
@@ -587,27 +583,15 @@ func benchWeaviate(ctx context.Context, o scaleOptions, ids []string, src func(l
 		if exactMs > 0 {
 			p.SpeedupExact = exactMs / p.OneThread.MsPerQuery
 		}
-		var next atomic.Int64
-		var wg sync.WaitGroup
 		var firstErr atomic.Value
 		t := time.Now()
-		for range o.weaviateClients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= len(qs) {
-						return
-					}
-					if _, err := w.Search(ctx, qs[i], o.k, nil); err != nil {
-						firstErr.CompareAndSwap(nil, err)
-						return
-					}
+		parallelFor(len(qs), o.weaviateClients, func(i int) {
+			if firstErr.Load() == nil {
+				if _, err := w.Search(ctx, qs[i], o.k, nil); err != nil {
+					firstErr.CompareAndSwap(nil, err)
 				}
-			}()
-		}
-		wg.Wait()
+			}
+		})
 		if e, ok := firstErr.Load().(error); ok {
 			return nil, e
 		}

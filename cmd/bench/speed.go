@@ -85,17 +85,12 @@ func runSpeed(ctx context.Context, args []string, w io.Writer) error {
 	}
 	cfg := speedConfig{batch: *batch, threads: *threads, peer: *peer, python: *python, script: *script,
 		library: *lib, settings: strings.Split(*grid, ";"), k: *k, queries: *queries, keep: *keep}
-	for _, s := range strings.Split(*refs, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		r, err := strconv.Atoi(s)
-		if err != nil || r <= 0 {
-			return fmt.Errorf("speed: -refs: bad count %q", s)
-		}
-		cfg.refs = append(cfg.refs, r)
-	}
 	var err error
+	if strings.TrimSpace(*refs) != "" {
+		if cfg.refs, err = parseInts(*refs); err != nil {
+			return fmt.Errorf("speed: -refs: %w", err)
+		}
+	}
 	if cfg.modelDir, err = backbone.FindModelDir(*models); err != nil {
 		return err
 	}

@@ -85,42 +85,29 @@ func (w *world) viewsAt(lo0, n int, stream uint64) ([]float32, error) {
 	}
 	out := make([]float32, n*s.dim)
 	nChunks := (n + chunk - 1) / chunk
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat := make([]float32, chunk*s.latent)
-			for c := range jobs {
-				r := rand.New(rand.NewPCG(s.seed^stream, uint64(lo0/chunk+c)))
-				lo, hi := c*chunk, min((c+1)*chunk, n)
-				m := hi - lo
-				for i := range m {
-					p := r.IntN(len(w.products) / s.latent)
-					for j := range s.latent {
-						lat[i*s.latent+j] = w.products[p*s.latent+j] + float32(s.viewSpread*r.NormFloat64())
-					}
-				}
-				dst := out[lo*s.dim : hi*s.dim]
-				vek32.MatMul_Into(dst, lat[:m*s.latent], w.basis, s.latent)
-				for i := range m {
-					v := dst[i*s.dim : (i+1)*s.dim]
-					sig := math.Sqrt(float64(vek32.Dot(v, v)))
-					amp := float32(s.noise * sig / math.Sqrt(float64(s.dim)))
-					for j := range v {
-						v[j] += amp * float32(r.NormFloat64())
-					}
-					vek32.MulNumber_Inplace(v, 1/vek32.Norm(v))
-				}
+	parallelFor(nChunks, runtime.GOMAXPROCS(0), func(c int) {
+		lat := make([]float32, chunk*s.latent)
+		r := rand.New(rand.NewPCG(s.seed^stream, uint64(lo0/chunk+c)))
+		lo, hi := c*chunk, min((c+1)*chunk, n)
+		m := hi - lo
+		for i := range m {
+			p := r.IntN(len(w.products) / s.latent)
+			for j := range s.latent {
+				lat[i*s.latent+j] = w.products[p*s.latent+j] + float32(s.viewSpread*r.NormFloat64())
 			}
-		}()
-	}
-	for c := range nChunks {
-		jobs <- c
-	}
-	close(jobs)
-	wg.Wait()
+		}
+		dst := out[lo*s.dim : hi*s.dim]
+		vek32.MatMul_Into(dst, lat[:m*s.latent], w.basis, s.latent)
+		for i := range m {
+			v := dst[i*s.dim : (i+1)*s.dim]
+			sig := math.Sqrt(float64(vek32.Dot(v, v)))
+			amp := float32(s.noise * sig / math.Sqrt(float64(s.dim)))
+			for j := range v {
+				v[j] += amp * float32(r.NormFloat64())
+			}
+			vek32.MulNumber_Inplace(v, 1/vek32.Norm(v))
+		}
+	})
 	return out, nil
 }
 
