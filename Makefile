@@ -2,9 +2,16 @@
 GO      ?= go
 SHARED  ?= ../shared
 DATA    ?= $(SHARED)/data/grocerystore/splits
+CLASSES ?= $(SHARED)/data/grocerystore/dataset/classes.csv
 BIN     := bin/prodsearch
+# The three test tasks: photos against photos, catalogue images against
+# photos, and a shop's search (every test photo against one catalogue image
+# per product).
+TASKS   := --task "photos=$(DATA)/query.tsv:$(DATA)/reference.tsv" \
+           --task "catalogue images=$(DATA)/iconic_query.tsv:$(DATA)/reference.tsv" \
+           --task "photo->catalogue=$(DATA)/query.tsv+$(DATA)/reference.tsv:$(DATA)/iconic_query.tsv"
 
-.PHONY: setup build test fuzz demo bench clean
+.PHONY: setup build test fuzz demo model model-check bench clean
 
 # setup fetches the ONNX Runtime library (npm pack, never the package's install
 # script) and checks every shipped model file against its sha256.
@@ -27,10 +34,20 @@ test: setup
 fuzz:
 	scripts/fuzz.sh
 
-# demo describes the GroceryStore test split (query.tsv against reference.tsv),
-# ranks, scores and prints the table.
+# demo scores the shipped model (models/default) beside the frozen backbone on
+# GroceryStore's three test tasks, each with the re-ranking recipe for its
+# catalogue's shape.
 demo: setup
-	$(BIN) run --queries $(DATA)/query.tsv --references $(DATA)/reference.tsv --out bin/demo-ranking.tsv
+	$(BIN) compare $(TASKS)
+
+# model rebuilds the shipped model from scratch with the one command that made
+# it (into bin/model: the committed one is not touched); model-check compares
+# the two on the validation figures stored in them and on the test tasks.
+model: setup
+	$(BIN) build --data $(DATA)/train.tsv --catalogue $(CLASSES) --out bin/model
+
+model-check: model
+	$(BIN) compare --max-diff 0.02 --model committed=models/default/model.json --model rebuilt=bin/model/model.json $(TASKS)
 
 bench: setup
 	$(GO) run ./cmd/bench

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -43,12 +44,16 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&models, "model", "a model NAME=MODEL: a bundle file, RUN/CHECKPOINT, a builtin backbone name (frozen, default settings) or 'shipped'; repeat for more (default: the frozen coral_mnv1 and the shipped model)")
 	dataRoot := fs.String("data-root", "", dataRootHelp)
 	top := fs.Int("top", 1000, "references per query in each ranking (0 = all)")
+	maxDiff := fs.Float64("max-diff", 0, "with two models: fail when their mAP, MRR or R@1 differ by more than this on any task, or their stored validation figures do (0 = no check)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if len(tasks) == 0 {
 		fs.Usage()
 		return errors.New("at least one --task is required")
+	}
+	if *maxDiff < 0 || (*maxDiff > 0 && len(models) != 2) {
+		return errors.New("--max-diff needs a positive difference and exactly two --model")
 	}
 	var ts []compareTask
 	for _, t := range tasks {
@@ -93,8 +98,9 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "task\tmodel\tqueries\trefs\tmAP\tR@1\tR@5\tre-ranking")
-	for _, m := range ms {
+	fmt.Fprintln(tw, "task\tmodel\tqueries\trefs\tmAP\tMRR\tR@1\tR@5\tre-ranking")
+	scores := make([][]eval.Scores, len(ms)) // [model][task]
+	for mi, m := range ms {
 		eng, err := bundle.Open(m.b, ef.engineOptions())
 		if err != nil {
 			return err
@@ -115,11 +121,52 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				eng.Close()
 				return err
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\t%.3f\t%.3f\t%s\n", t.name, m.name, s.Queries, len(t.rs.Items), s.MAP, s.R1, s.R5, recipeName(rp))
+			scores[mi] = append(scores[mi], s)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%s\n", t.name, m.name, s.Queries, len(t.rs.Items), s.MAP, s.MRR, s.R1, s.R5, recipeName(rp))
 		}
 		eng.Close()
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *maxDiff == 0 {
+		return nil
+	}
+	return checkDiff(stdout, ms, ts, scores, *maxDiff)
+}
+
+// checkDiff compares two models' scores on every task and the validation
+// figures their recipes were chosen by, failing past maxDiff: how a rebuilt
+// model is checked against the committed one.
+func checkDiff(w io.Writer, ms []compareModel, ts []compareTask, scores [][]eval.Scores, maxDiff float64) error {
+	var bad []string
+	check := func(what string, a, b float64) {
+		d := math.Abs(a - b)
+		mark := "ok"
+		if d > maxDiff {
+			mark = "DIFFERS"
+			bad = append(bad, what)
+		}
+		fmt.Fprintf(w, "check %-40s %.4f vs %.4f  (|diff| %.4f, max %.4f) %s\n", what, a, b, d, maxDiff, mark)
+	}
+	for ti, t := range ts {
+		a, b := scores[0][ti], scores[1][ti]
+		check(t.name+" mAP", a.MAP, b.MAP)
+		check(t.name+" MRR", a.MRR, b.MRR)
+		check(t.name+" R@1", a.R1, b.R1)
+	}
+	for _, ra := range ms[0].b.Recipes {
+		for _, rb := range ms[1].b.Recipes {
+			if ra.Shape == rb.Shape && ra.Val != nil && rb.Val != nil {
+				check("validation "+ra.Shape+"-image mAP", ra.Val.MAP, rb.Val.MAP)
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s and %s differ by more than %g: %s", ms[0].name, ms[1].name, maxDiff, strings.Join(bad, ", "))
+	}
+	fmt.Fprintf(w, "%s and %s agree within %g on every task and validation figure\n", ms[0].name, ms[1].name, maxDiff)
+	return nil
 }
 
 // compareBundle resolves a --model reference.
