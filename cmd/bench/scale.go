@@ -226,10 +226,10 @@ func runScale(ctx context.Context, args []string, stdout io.Writer) error {
 	rep.Exact.AllCoresBatch = batchTiming(o.nq, time.Since(t0))
 	logf("exact top-%d, %d queries, all cores, batched: %.1fs", o.ktop, o.nq, rep.GroundTruthS)
 	lq := qs[:o.latQueries]
-	if rep.Exact.OneThread, err = timeEach(ctx, lq, func(q []float32) error { _, err := flat1.Search(ctx, q, o.ktop, nil); return err }); err != nil {
+	if _, rep.Exact.OneThread, err = searchEach(ctx, lq, func(q []float32) ([]index.Hit, error) { return flat1.Search(ctx, q, o.ktop, nil) }); err != nil {
 		return err
 	}
-	if rep.Exact.AllCores, err = timeEach(ctx, lq, func(q []float32) error { _, err := flatAll.Search(ctx, q, o.ktop, nil); return err }); err != nil {
+	if _, rep.Exact.AllCores, err = searchEach(ctx, lq, func(q []float32) ([]index.Hit, error) { return flatAll.Search(ctx, q, o.ktop, nil) }); err != nil {
 		return err
 	}
 	t0 = time.Now()
@@ -403,19 +403,23 @@ func writeGT(path string, gt [][]index.Hit, ktop int) error {
 	return os.WriteFile(path, buf, 0o644)
 }
 
-func timeEach(ctx context.Context, qs [][]float32, f func([]float32) error) (timing, error) {
+// searchEach runs search for each query in turn, timing each, and keeps the
+// results.
+func searchEach(ctx context.Context, qs [][]float32, search func([]float32) ([]index.Hit, error)) ([][]index.Hit, timing, error) {
+	got := make([][]index.Hit, len(qs))
 	lat := make([]time.Duration, len(qs))
 	for i, q := range qs {
 		if err := ctx.Err(); err != nil {
-			return timing{}, err
+			return nil, timing{}, err
 		}
 		t := time.Now()
-		if err := f(q); err != nil {
-			return timing{}, err
+		var err error
+		if got[i], err = search(q); err != nil {
+			return nil, timing{}, err
 		}
 		lat[i] = time.Since(t)
 	}
-	return summarize(lat), nil
+	return got, summarize(lat), nil
 }
 
 // addProgress inserts in slices so progress shows on long builds.
@@ -436,19 +440,11 @@ func addProgress(ctx context.Context, h *index.HNSW, ids []string, vecs [][]floa
 
 func sweepHNSW(ctx context.Context, h *index.HNSW, qs [][]float32, gt [][]index.Hit, k, ef int) (annPoint, error) {
 	p := annPoint{Ef: ef}
-	got := make([][]index.Hit, len(qs))
-	lat := make([]time.Duration, len(qs))
-	for i, q := range qs {
-		t := time.Now()
-		r, err := h.SearchEf(ctx, q, k, ef, nil)
-		if err != nil {
-			return p, err
-		}
-		lat[i] = time.Since(t)
-		got[i] = r
+	got, one, err := searchEach(ctx, qs, func(q []float32) ([]index.Hit, error) { return h.SearchEf(ctx, q, k, ef, nil) })
+	if err != nil {
+		return p, err
 	}
-	p.OneThread = summarize(lat)
-	p.Recall10 = index.Recall(got, gt)
+	p.OneThread, p.Recall10 = one, index.Recall(got, gt)
 	h.SetEfSearch(ef)
 	t := time.Now()
 	if _, err := h.SearchBatch(ctx, qs, k); err != nil {
@@ -569,17 +565,11 @@ func benchWeaviate(ctx context.Context, o scaleOptions, ids []string, src func(l
 			return nil, err
 		}
 		p := annPoint{Ef: ef}
-		got := make([][]index.Hit, len(qs))
-		lat := make([]time.Duration, len(qs))
-		for i, q := range qs {
-			t := time.Now()
-			if got[i], err = w.Search(ctx, q, o.k, nil); err != nil {
-				return nil, err
-			}
-			lat[i] = time.Since(t)
+		got, one, err := searchEach(ctx, qs, func(q []float32) ([]index.Hit, error) { return w.Search(ctx, q, o.k, nil) })
+		if err != nil {
+			return nil, err
 		}
-		p.OneThread = summarize(lat)
-		p.Recall10 = index.Recall(got, gt)
+		p.OneThread, p.Recall10 = one, index.Recall(got, gt)
 		if exactMs > 0 {
 			p.SpeedupExact = exactMs / p.OneThread.MsPerQuery
 		}

@@ -539,14 +539,7 @@ func cosineStats(a, b [][]float32) (lo, mean float64) {
 	for i := range a {
 		c := -1.0
 		if len(a[i]) == len(b[i]) && len(a[i]) > 0 {
-			var dot, na, nb float64
-			for j, x := range a[i] {
-				y := float64(b[i][j])
-				dot += float64(x) * y
-				na += float64(x) * float64(x)
-				nb += y * y
-			}
-			c = dot / math.Sqrt(na*nb)
+			c = vectest.Cosine(a[i], b[i])
 		}
 		lo = min(lo, c)
 		mean += c
@@ -629,7 +622,7 @@ func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, 
 	if err != nil {
 		return timing{}, timing{}, err
 	}
-	single, err = timeEach(ctx, qs, func(q []float32) error { _, err := f.Search(ctx, q, k, nil); return err })
+	_, single, err = searchEach(ctx, qs, func(q []float32) ([]index.Hit, error) { return f.Search(ctx, q, k, nil) })
 	t0 := time.Now()
 	if err == nil {
 		_, err = f.SearchBatch(ctx, qs, k)
