@@ -33,17 +33,7 @@ func TestSaveLoadAndIDs(t *testing.T) {
 	if ens.Dim() != 1024+1280 {
 		t.Fatalf("ensemble dim %d", ens.Dim())
 	}
-	p := filepath.Join(t.TempDir(), "b.json")
-	if err := ens.Save(p); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ID() != ens.ID() {
-		t.Fatal("ID changed across save/load")
-	}
+	roundTrip(t, ens, filepath.Join(t.TempDir(), "b.json"))
 	reweighted := ens
 	reweighted.Members = []Member{{Bundle: a, Weight: 1}, {Bundle: b, Weight: 0.7}}
 	if reweighted.ID() == ens.ID() {

@@ -150,17 +150,23 @@ func TestInlineMembersKeepTheirWeights(t *testing.T) {
 	dir := t.TempDir()
 	a := trained(t, 6)
 	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{Bundle: a, Weight: 1}, {Bundle: trained(t, 7), Weight: 1}}}
-	p := filepath.Join(dir, "e.json")
-	if err := ens.Save(p); err != nil {
+	roundTrip(t, ens, filepath.Join(dir, "e.json"))
+}
+
+// roundTrip saves b at p and checks that loading it gives the same ID.
+func roundTrip(t *testing.T, b Bundle, p string) Bundle {
+	t.Helper()
+	if err := b.Save(p); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID() != ens.ID() {
-		t.Fatal("inline members changed across save/load")
+	if got.ID() != b.ID() {
+		t.Fatal("ID changed across save/load")
 	}
+	return got
 }
 
 func TestVersion1StillLoads(t *testing.T) {

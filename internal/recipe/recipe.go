@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,7 +134,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if len(val) < 2 {
 		return nil, fmt.Errorf("recipe: %d validation class(es): need at least two (more classes or a larger --val-frac)", len(val))
 	}
-	res.ValClasses = sortedKeys(val)
+	res.ValClasses = slices.Sorted(maps.Keys(val))
 	var valPhotos, valCat, trainCat []dataset.Item
 	for _, it := range items {
 		if val[it.Label] {
@@ -156,7 +157,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Tasks = Tasks(valPhotos, valCat)
 	c := &builder{cfg: cfg, res: res}
-	c.logf("validation: %d photos and %d catalogue images of %d classes held out of %d; tasks:\n", len(valPhotos), len(valCat), len(val), countLabels(labels))
+	c.logf("validation: %d photos and %d catalogue images of %d classes held out of %d; tasks:\n", len(valPhotos), len(valCat), len(val), len(dataset.LabelSet(items)))
 	for _, t := range res.Tasks {
 		c.logf("  %-22s %-4s %5d queries, %5d references\n", t.Name, t.Shape, len(t.Qs), len(t.Rs))
 	}
@@ -357,7 +358,7 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 	if err != nil {
 		return bundle.Bundle{}, err
 	}
-	if !slices.Equal(sortedKeys(got), c.res.ValClasses) {
+	if !slices.Equal(slices.Sorted(maps.Keys(got)), c.res.ValClasses) {
 		return bundle.Bundle{}, fmt.Errorf("recipe: run %s held out other classes than the build (an unreadable image removed a class?)", name)
 	}
 	if sum.Best.Name == "" {
@@ -573,21 +574,4 @@ func bestMAP(trials []tune.Trial) float64 {
 		m = max(m, t.Scores.MAP)
 	}
 	return m
-}
-
-func countLabels(labels []string) int {
-	m := map[string]bool{}
-	for _, l := range labels {
-		m[l] = true
-	}
-	return len(m)
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
