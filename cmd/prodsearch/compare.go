@@ -13,6 +13,7 @@ import (
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/progress"
+	"prodsearch/internal/rerank"
 	"prodsearch/internal/retrieval"
 )
 
@@ -44,6 +45,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&models, "model", "a model NAME=MODEL: a bundle file, RUN/CHECKPOINT, a builtin backbone name (frozen, default settings) or 'shipped'; repeat for more (default: the frozen coral_mnv1 and the shipped model)")
 	dataRoot := fs.String("data-root", "", dataRootHelp)
 	top := fs.Int("top", 1000, "references per query in each ranking (0 = all)")
+	plain := fs.Bool("plain", false, "also score every model without re-ranking, to show what its recipes gain")
 	maxDiff := fs.Float64("max-diff", 0, "with two models: fail when their mAP, MRR or R@1 differ by more than this on any task, or their stored validation figures do (0 = no check)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -106,23 +108,31 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		for _, t := range ts {
-			rp, _ := m.b.RecipeFor(bundle.ShapeOf(labelsOf(t.rs)))
-			res, err := retrieval.Run(ctx, eng, retrieval.Job{
-				Queries: t.qs, References: t.rs, Top: *top, Rerank: rp, Files: opt,
-				Progress: func(stage string) func(int, int) { return progress.New(stderr, m.name+": "+stage).Update },
-			})
-			if err != nil {
-				eng.Close()
-				return fmt.Errorf("%s on %s: %w", m.name, t.name, err)
+			recipe, _ := m.b.RecipeFor(bundle.ShapeOf(labelsOf(t.rs)))
+			variants := []*rerank.Params{recipe}
+			if *plain && recipe != nil {
+				variants = append(variants, nil)
 			}
-			reportFailures(stderr, res)
-			s, err := eval.Score(res.Rankings, t.qs.Labels(), t.rs.Labels())
-			if err != nil {
-				eng.Close()
-				return err
+			for vi, rp := range variants {
+				res, err := retrieval.Run(ctx, eng, retrieval.Job{
+					Queries: t.qs, References: t.rs, Top: *top, Rerank: rp, Files: opt,
+					Progress: func(stage string) func(int, int) { return progress.New(stderr, m.name+": "+stage).Update },
+				})
+				if err != nil {
+					eng.Close()
+					return fmt.Errorf("%s on %s: %w", m.name, t.name, err)
+				}
+				reportFailures(stderr, res)
+				s, err := eval.Score(res.Rankings, t.qs.Labels(), t.rs.Labels())
+				if err != nil {
+					eng.Close()
+					return err
+				}
+				if vi == 0 {
+					scores[mi] = append(scores[mi], s)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%s\n", t.name, m.name, s.Queries, len(t.rs.Items), s.MAP, s.MRR, s.R1, s.R5, recipeName(rp))
 			}
-			scores[mi] = append(scores[mi], s)
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%s\n", t.name, m.name, s.Queries, len(t.rs.Items), s.MAP, s.MRR, s.R1, s.R5, recipeName(rp))
 		}
 		eng.Close()
 	}
