@@ -99,24 +99,46 @@ func (e *Engine) Dim() int { return e.b.Dim() }
 // which training caches and fits heads on; nil for an ensemble.
 func (e *Engine) Describer() *describe.Describer { return e.desc }
 
+// MinDecodeShort is the short side an image may be decoded at without
+// changing any member's descriptor (describe.Describer.MinDecodeShort).
+func (e *Engine) MinDecodeShort() int {
+	n := 0
+	for _, m := range e.members {
+		n = max(n, m.MinDecodeShort())
+	}
+	if e.desc != nil {
+		n = max(n, e.desc.MinDecodeShort())
+	}
+	return n
+}
+
 // Describe returns the final descriptor of one decoded image.
 func (e *Engine) Describe(ctx context.Context, img image.Image) ([]float32, error) {
+	v, _, err := e.DescribeTimed(ctx, img)
+	return v, err
+}
+
+// DescribeTimed is Describe with where the time went (resize, tensor,
+// backbone, pooling; an ensemble sums its members').
+func (e *Engine) DescribeTimed(ctx context.Context, img image.Image) ([]float32, describe.Timing, error) {
+	var tm describe.Timing
 	if e.members != nil {
 		parts := make([][]float32, len(e.members))
 		for i, m := range e.members {
-			v, err := m.Describe(ctx, img)
+			v, t, err := m.DescribeTimed(ctx, img)
+			tm.Add(t)
 			if err != nil {
-				return nil, err
+				return nil, tm, err
 			}
 			parts[i] = v
 		}
-		return e.concat(parts), nil
+		return e.concat(parts), tm, nil
 	}
-	v, err := e.desc.Describe(ctx, img)
+	v, tm, err := e.desc.DescribeTimed(ctx, img)
 	if err != nil {
-		return nil, err
+		return nil, tm, err
 	}
-	return e.b.Heads.Apply(v), nil
+	return e.b.Heads.Apply(v), tm, nil
 }
 
 // concat joins member descriptors with their weights and renormalises.

@@ -109,11 +109,11 @@ func (s *Set) CheckLabels() error {
 }
 
 // IsImage reports whether name has an image extension Load accepts
-// (.jpg .jpeg .png .gif .webp, any case), so other tools agree with Load on
-// what counts as an image.
+// (.jpg .jpeg .png .gif .webp .heic .heif .avif .tif .tiff, any case), so
+// other tools agree with Load on what counts as an image.
 func IsImage(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
-	case ".jpg", ".jpeg", ".png", ".gif", ".webp":
+	case ".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".heif", ".avif", ".tif", ".tiff":
 		return true
 	}
 	return false

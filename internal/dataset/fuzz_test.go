@@ -221,9 +221,7 @@ func FuzzLayout(f *testing.F) {
 		var top, nested []string
 		for _, rel := range created {
 			hidden := slices.ContainsFunc(strings.Split(rel, "/"), func(c string) bool { return strings.HasPrefix(c, ".") })
-			switch strings.ToLower(path.Ext(rel)) {
-			case ".jpg", ".jpeg", ".png", ".gif", ".webp":
-			default:
+			if !IsImage(rel) {
 				hidden = true
 			}
 			switch {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"io"
 	"strings"
 
+	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
 )
 
@@ -19,13 +21,30 @@ import (
 type Limits struct {
 	MaxBytes  int64 // maximum encoded size in bytes
 	MaxPixels int64 // maximum width*height, checked from the header before decoding
+	// MaxDecodeBytes bounds the memory a decode allocates (Info.DecodeBytes:
+	// pixels times the decoder's bytes per pixel), so a 16-bit RGBA PNG
+	// counts eight times a greyscale one of the same size.
+	MaxDecodeBytes int64
 }
 
 // DefaultLimits is sized for product photos: well above any phone camera
-// (~12-48 MP, a few MiB) while keeping the worst-case decode buffer of a
-// single request around 200 MiB (50 MP * 4 bytes).
+// (~12-48 MP, a few MiB). A 50 MP 8-bit photo needs 200-550 MiB to decode
+// at full size, a 50 MP 16-bit RGBA PNG 600 MiB; 768 MiB admits all of them.
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 32 << 20, MaxPixels: 50_000_000}
+	return Limits{MaxBytes: 32 << 20, MaxPixels: 50_000_000, MaxDecodeBytes: 768 << 20}
+}
+
+// Info is what Probe reads from an image's header, before decoding.
+type Info struct {
+	Format        string // "jpeg", "png", "heif", ...
+	Width, Height int    // as stored, before any orientation
+	// DecodeBytes estimates the memory DecodeAtLeast allocates for it and
+	// the describer's first conversion of it: the decoded pixels at the
+	// scale DecodeAtLeast will use, times bytes per pixel of the decoder's
+	// output (1 for grey, 1.5 for 4:2:0 JPEG, 8 for 16-bit RGBA), plus a
+	// rotated copy, a conversion to 8-bit RGBA for types ResizeShort has no
+	// fast path for, and libheif's own planes and output.
+	DecodeBytes int64
 }
 
 // format is a supported container format detected from magic bytes.
@@ -37,6 +56,9 @@ const (
 	fmtPNG
 	fmtGIF
 	fmtWebP
+	fmtHEIF // HEIC and other HEIF, through libheif
+	fmtAVIF // through libheif
+	fmtTIFF
 )
 
 func (f format) String() string {
@@ -49,6 +71,12 @@ func (f format) String() string {
 		return "gif"
 	case fmtWebP:
 		return "webp"
+	case fmtHEIF:
+		return "heif"
+	case fmtAVIF:
+		return "avif"
+	case fmtTIFF:
+		return "tiff"
 	}
 	return ""
 }
@@ -71,14 +99,14 @@ func sniff(b []byte) (format, string) {
 	case hasPrefix("BM"):
 		return fmtUnknown, "bmp"
 	case hasPrefix("II*\x00"), hasPrefix("MM\x00*"):
-		return fmtUnknown, "tiff"
+		return fmtTIFF, ""
 	case len(b) >= 12 && string(b[4:8]) == "ftyp":
 		brand := string(b[8:12])
 		switch {
 		case strings.HasPrefix(brand, "avi"):
-			return fmtUnknown, "avif"
+			return fmtAVIF, ""
 		case strings.HasPrefix(brand, "hei"), strings.HasPrefix(brand, "hev"), brand == "mif1", brand == "msf1":
-			return fmtUnknown, "heif"
+			return fmtHEIF, ""
 		}
 		return fmtUnknown, "iso-bmff (" + strings.TrimSpace(brand) + ")"
 	case hasPrefix("\xff\x0a"), hasPrefix("\x00\x00\x00\x0cJXL \r\n\x87\n"):
@@ -118,29 +146,34 @@ func signaturePrefix(b []byte) string {
 // Decode turns an uploaded blob into an upright image, refusing anything that
 // would be expensive to even try (MaxBytes, then MaxPixels from the header)
 // before the pixel buffer is allocated. Supported: JPEG (with EXIF
-// orientation applied), PNG, GIF (first frame) and WebP. The concrete type is
+// orientation applied), PNG, GIF (first frame), WebP, TIFF and, in cgo
+// builds, HEIC/HEIF and AVIF through libheif (its rotation and mirroring
+// applied; 10-bit reduced to 8). The concrete type is
 // whatever the codec produces (*image.YCbCr, *image.NRGBA, *image.Paletted,
 // ...) or *image.RGBA / *image.Gray when a rotation was applied; ResizeShort
 // has fast paths for all the common ones. Errors wrap ErrEmpty,
 // ErrUnsupported, ErrTooLarge, ErrCorrupt or ErrTruncated.
-func Decode(data []byte, lim Limits) (img image.Image, err error) {
-	if len(data) == 0 {
-		return nil, ErrEmpty
+func Decode(data []byte, lim Limits) (image.Image, error) {
+	return DecodeAtLeast(data, lim, 0)
+}
+
+// DecodeAtLeast is Decode for a consumer that shrinks the image until its
+// short side is minShort: where the format allows it, it decodes fewer
+// pixels, never fewer than minShort on the short side. JPEGs are scaled in
+// the DCT domain by libjpeg-turbo (the smallest of 1/8, 2/8, ... 8/8 that
+// covers minShort; a 12 MP photo for a 374-pixel view decodes at 1/8 in a
+// tenth of the full decode's time); builds without cgo, and other formats,
+// decode at full size. minShort <= 0 means full size, through the same
+// decoder as Decode so that both agree.
+func DecodeAtLeast(data []byte, lim Limits, minShort int) (img image.Image, err error) {
+	h, err := probe(data, lim)
+	if err != nil {
+		return nil, err
 	}
-	if lim.MaxBytes > 0 && int64(len(data)) > lim.MaxBytes {
-		return nil, newErr(ErrTooLarge, "", nil, "%d bytes exceeds limit of %d", len(data), lim.MaxBytes)
+	if err := h.checkMemory(data, lim, minShort); err != nil {
+		return nil, err
 	}
-	f, other := sniff(data)
-	if f == fmtUnknown {
-		if p := signaturePrefix(data); p != "" {
-			return nil, newErr(ErrTruncated, p, nil, "only %d bytes", len(data))
-		}
-		if other != "" {
-			return nil, newErr(ErrUnsupported, other, nil, "")
-		}
-		return nil, newErr(ErrUnsupported, "", nil, "unrecognised signature % x", data[:min(len(data), 8)])
-	}
-	name := f.String()
+	name := h.format.String()
 
 	// The stdlib and x/image decoders are robust, but a panic on hostile input
 	// must not take the server down; report it as corrupt data instead.
@@ -151,6 +184,143 @@ func Decode(data []byte, lim Limits) (img image.Image, err error) {
 		}
 	}()
 
+	switch h.format {
+	case fmtJPEG:
+		if minShort > 0 && nativeJPEG {
+			var ok bool
+			img, ok, err = decodeJPEGScaled(data, h.cfg, jpegScale(h.cfg.Width, h.cfg.Height, minShort))
+			if ok {
+				break
+			}
+		}
+		img, err = jpeg.Decode(bytes.NewReader(data))
+	case fmtPNG:
+		img, err = png.Decode(bytes.NewReader(data))
+	case fmtGIF:
+		img, err = gif.Decode(bytes.NewReader(data))
+	case fmtWebP:
+		img, err = webp.Decode(bytes.NewReader(data))
+	case fmtHEIF, fmtAVIF:
+		img, err = decodeHEIF(data, name)
+	case fmtTIFF:
+		img, err = tiff.Decode(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, classify(name, err)
+	}
+	if b := img.Bounds(); b.Dx() <= 0 || b.Dy() <= 0 {
+		return nil, newErr(ErrCorrupt, name, nil, "decoded to empty image")
+	}
+	if h.format == fmtJPEG {
+		if o := jpegOrientation(data); o > 1 {
+			img = applyOrientation(img, o)
+		}
+	}
+	return img, nil
+}
+
+// Probe reads the header: format, size and the memory DecodeAtLeast(data,
+// lim, minShort) would allocate, enforcing every limit Decode does (so a
+// server can refuse or defer an upload before allocating anything).
+func Probe(data []byte, lim Limits, minShort int) (Info, error) {
+	h, err := probe(data, lim)
+	if err != nil {
+		return Info{}, err
+	}
+	if err := h.checkMemory(data, lim, minShort); err != nil {
+		return Info{}, err
+	}
+	return h.info(data, minShort), nil
+}
+
+func (h header) checkMemory(data []byte, lim Limits, minShort int) error {
+	if lim.MaxDecodeBytes <= 0 {
+		return nil
+	}
+	if n := h.info(data, minShort).DecodeBytes; n > lim.MaxDecodeBytes {
+		return newErr(ErrTooLarge, h.format.String(), nil, "%dx%d pixels need %d MiB to decode, over the limit of %d MiB",
+			h.cfg.Width, h.cfg.Height, n>>20, lim.MaxDecodeBytes>>20)
+	}
+	return nil
+}
+
+// info computes Info.DecodeBytes from the header (see there).
+func (h header) info(data []byte, minShort int) Info {
+	w, ht := h.cfg.Width, h.cfg.Height
+	var perPixel float64 // bytes per decoded pixel
+	extra := 0.0         // more bytes per pixel: conversions, codec planes
+	switch h.format {
+	case fmtJPEG:
+		perPixel = 3 // 4:4:4 YCbCr; 4:2:0 needs half of it
+		switch h.cfg.ColorModel {
+		case color.GrayModel:
+			perPixel = 1
+		case color.CMYKModel:
+			perPixel, extra = 4, 4 // image/jpeg, full size, then converted
+		}
+		if minShort > 0 && nativeJPEG && h.cfg.ColorModel != color.CMYKModel {
+			w, ht = scaledSize(w, ht, jpegScale(w, ht, minShort))
+		}
+		if jpegOrientation(data) > 1 {
+			extra += perPixel
+		}
+	case fmtHEIF, fmtAVIF:
+		perPixel, extra = 4, 4+3 // our RGBA copy, libheif's RGBA, its decoded planes
+	case fmtGIF:
+		perPixel = 1
+	default: // PNG, WebP, TIFF: by the colour model the header announces
+		switch h.cfg.ColorModel {
+		case color.GrayModel, color.AlphaModel:
+			perPixel = 1
+		case color.Gray16Model, color.Alpha16Model:
+			perPixel, extra = 2, 4
+		case color.RGBA64Model, color.NRGBA64Model:
+			perPixel, extra = 8, 4
+		case color.YCbCrModel, color.NYCbCrAModel:
+			perPixel = 2.5
+		default:
+			if _, ok := h.cfg.ColorModel.(color.Palette); ok {
+				perPixel = 1
+			} else {
+				perPixel = 4
+			}
+		}
+	}
+	px := float64(w) * float64(ht)
+	return Info{Format: h.format.String(), Width: h.cfg.Width, Height: h.cfg.Height, DecodeBytes: int64(px*(perPixel+extra)) + 64<<10}
+}
+
+// header is what probe learns before any pixel is decoded.
+type header struct {
+	format format
+	cfg    image.Config
+}
+
+// probe sniffs the format and reads the header, enforcing MaxBytes and
+// MaxPixels; it allocates nothing in proportion to the image.
+func probe(data []byte, lim Limits) (h header, err error) {
+	if len(data) == 0 {
+		return h, ErrEmpty
+	}
+	if lim.MaxBytes > 0 && int64(len(data)) > lim.MaxBytes {
+		return h, newErr(ErrTooLarge, "", nil, "%d bytes exceeds limit of %d", len(data), lim.MaxBytes)
+	}
+	f, other := sniff(data)
+	if f == fmtUnknown {
+		if p := signaturePrefix(data); p != "" {
+			return h, newErr(ErrTruncated, p, nil, "only %d bytes", len(data))
+		}
+		if other != "" {
+			return h, newErr(ErrUnsupported, other, nil, "")
+		}
+		return h, newErr(ErrUnsupported, "", nil, "unrecognised signature % x", data[:min(len(data), 8)])
+	}
+	name := f.String()
+	defer func() {
+		if r := recover(); r != nil {
+			err = newErr(ErrCorrupt, name, nil, "decoder panic: %v", r)
+		}
+	}()
 	var cfg image.Config
 	switch f {
 	case fmtJPEG:
@@ -161,45 +331,30 @@ func Decode(data []byte, lim Limits) (img image.Image, err error) {
 		cfg, err = gif.DecodeConfig(bytes.NewReader(data))
 	case fmtWebP:
 		cfg, err = webp.DecodeConfig(bytes.NewReader(data))
+	case fmtHEIF, fmtAVIF:
+		cfg, err = heifConfig(data, name)
+	case fmtTIFF:
+		cfg, err = tiff.DecodeConfig(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, classify(name, err)
+		return h, classify(name, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, newErr(ErrCorrupt, name, nil, "invalid dimensions %dx%d", cfg.Width, cfg.Height)
+		return h, newErr(ErrCorrupt, name, nil, "invalid dimensions %dx%d", cfg.Width, cfg.Height)
 	}
 	if lim.MaxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > lim.MaxPixels {
-		return nil, newErr(ErrTooLarge, name, nil, "%dx%d pixels exceeds limit of %d", cfg.Width, cfg.Height, lim.MaxPixels)
+		return h, newErr(ErrTooLarge, name, nil, "%dx%d pixels exceeds limit of %d", cfg.Width, cfg.Height, lim.MaxPixels)
 	}
-
-	switch f {
-	case fmtJPEG:
-		img, err = jpeg.Decode(bytes.NewReader(data))
-	case fmtPNG:
-		img, err = png.Decode(bytes.NewReader(data))
-	case fmtGIF:
-		img, err = gif.Decode(bytes.NewReader(data))
-	case fmtWebP:
-		img, err = webp.Decode(bytes.NewReader(data))
-	}
-	if err != nil {
-		return nil, classify(name, err)
-	}
-	if b := img.Bounds(); b.Dx() <= 0 || b.Dy() <= 0 {
-		return nil, newErr(ErrCorrupt, name, nil, "decoded to empty image")
-	}
-	if f == fmtJPEG {
-		if o := jpegOrientation(data); o > 1 {
-			img = applyOrientation(img, o)
-		}
-	}
-	return img, nil
+	return header{format: f, cfg: cfg}, nil
 }
 
 // classify maps a codec error to our sentinels. Codecs signal truncation in
 // several ways (io.ErrUnexpectedEOF, jpeg's "short Huffman data", gif's
 // "not enough image data").
 func classify(format string, err error) error {
+	if de := (*decodeError)(nil); errors.As(err, &de) {
+		return err // already classified (the cgo decoders)
+	}
 	var (
 		jU jpeg.UnsupportedError
 		pU png.UnsupportedError

@@ -212,3 +212,12 @@ func meanAbsDiff(a, b *image.RGBA) (mean float64, maxd int) {
 	}
 	return float64(sum) / float64(n), maxd
 }
+
+// heifOrUnsupported is the error a HEIF/AVIF case expects: want where
+// libheif is built in, ErrUnsupported in the pure-Go twin.
+func heifOrUnsupported(want error) error {
+	if nativeHEIF {
+		return want
+	}
+	return ErrUnsupported
+}

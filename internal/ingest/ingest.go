@@ -209,7 +209,7 @@ func describeFile(ctx context.Context, d store.Describer, src Source, lim imagei
 	if err != nil {
 		return store.Entry{}, err
 	}
-	img, err := imageio.Decode(data, lim)
+	img, err := imageio.DecodeAtLeast(data, lim, store.MinDecodeShort(d))
 	if err != nil {
 		return store.Entry{}, err
 	}

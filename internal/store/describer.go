@@ -15,3 +15,13 @@ type Describer interface {
 	// from different bundles are never mixed.
 	BundleID() string
 }
+
+// MinDecodeShort is the short side d lets an image be decoded at
+// (imageio.DecodeAtLeast): a describer that knows how small its views are
+// says so with a MinDecodeShort method; any other gets full-size decodes (0).
+func MinDecodeShort(d Describer) int {
+	if m, ok := d.(interface{ MinDecodeShort() int }); ok {
+		return m.MinDecodeShort()
+	}
+	return 0
+}

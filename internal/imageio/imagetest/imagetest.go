@@ -7,6 +7,7 @@ package imagetest
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"hash/crc32"
 	"image"
@@ -127,6 +128,29 @@ func Truncated(data []byte, frac float64) []byte {
 // tiny IDAT: a decompression bomb that only a header check stops cheaply
 // (100000 x 100000 would need 30 GB to decode).
 func PNGHeader(w, h uint32) []byte {
+	return pngFile(w, h, 8, 2, []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+}
+
+// HostilePNG is a complete, valid w x h 16-bit RGBA PNG of one grey, a few
+// hundred KB that decodes to 8 bytes a pixel: 7000 x 7000 is 381 KB on the
+// wire, under a 50-megapixel limit, and 392 MB decoded. It is written row
+// by row, so making it costs no more memory than the file.
+func HostilePNG(w, h int) []byte {
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	row := make([]byte, 1+8*w) // filter byte 0, then RGBA64 samples
+	for i := 1; i < len(row); i += 2 {
+		row[i] = 0x80 // mid grey, opaque enough: every sample 0x8000
+	}
+	for range h {
+		_, _ = zw.Write(row)
+	}
+	_ = zw.Close()
+	return pngFile(uint32(w), uint32(h), 16, 6, z.Bytes())
+}
+
+// pngFile writes the signature, IHDR (depth, colour type), one IDAT and IEND.
+func pngFile(w, h uint32, depth, colourType byte, idat []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString("\x89PNG\r\n\x1a\n")
 	chunk := func(typ string, data []byte) {
@@ -140,9 +164,9 @@ func PNGHeader(w, h uint32) []byte {
 	}
 	ihdr := binary.BigEndian.AppendUint32(nil, w)
 	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	ihdr = append(ihdr, depth, colourType, 0, 0, 0)
 	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	chunk("IDAT", idat)
 	chunk("IEND", nil)
 	return b.Bytes()
 }

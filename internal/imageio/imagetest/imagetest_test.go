@@ -82,3 +82,18 @@ func TestStoredForRoundTrip(t *testing.T) {
 		t.Errorf("o=3 top-left %v, want bottom-right colour", got)
 	}
 }
+
+func TestHostilePNG(t *testing.T) {
+	data := HostilePNG(300, 200)
+	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil || cfg.Width != 300 || cfg.Height != 200 || cfg.ColorModel != color.NRGBA64Model {
+		t.Fatalf("config %+v, %v: want 300x200 NRGBA64", cfg, err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := img.(*image.NRGBA64).NRGBA64At(299, 199); c.R != 0x8000 || c.A != 0x8000 {
+		t.Errorf("last pixel %v, want every sample 0x8000", c)
+	}
+}
