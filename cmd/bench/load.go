@@ -275,7 +275,7 @@ type loadResult struct {
 	Latency     map[string]summary `json:"latency_ms"`
 }
 
-var loadStages = []string{"client", "server", "decode", "queue", "describe", "search"}
+var loadStages = []string{"client", "server", "decode", "queue", "resize", "describe", "search"}
 
 func (r loadResult) print(w io.Writer) {
 	refs := strconv.Itoa(r.Refs)
@@ -348,7 +348,7 @@ func measureLoad(ctx context.Context, url string, queries []loadQuery, c, n, k i
 			top1++
 		}
 		for name, v := range map[string]float64{"client": s.client, "server": s.timing.Total, "decode": s.timing.Decode,
-			"queue": s.timing.Queue, "describe": s.timing.Describe, "search": s.timing.Search} {
+			"queue": s.timing.Queue, "resize": s.timing.Resize, "describe": s.timing.Describe, "search": s.timing.Search} {
 			cols[name] = append(cols[name], v)
 		}
 	}

@@ -58,6 +58,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	token := fs.String("token", os.Getenv("PRODSEARCH_TOKEN"), "bearer token required by write endpoints (default $PRODSEARCH_TOKEN)")
 	slots := fs.Int("describe-slots", runtime.NumCPU(), "images described at once across requests")
+	budget := fs.Int64("decode-budget", 768, "`MiB` of decoded pixels held at once across requests (estimated from each image's header: pixels x bytes per pixel); past it an upload gets 503 with Retry-After, and one that alone needs more gets 413")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.Close()
 	srv, err := server.New(server.Config{
-		Store: st, Describer: eng, Token: *token, DescribeConcurrency: *slots,
+		Store: st, Describer: eng, Token: *token, DescribeConcurrency: *slots, DecodeBudget: *budget << 20,
 		Leaderboard: leaderboardPath(ef.runsDir),
 		Logger:      slog.New(slog.NewTextHandler(stderr, nil)),
 	})

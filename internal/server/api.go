@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"io/fs"
 	"mime"
@@ -21,6 +22,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/imageio"
 	"prodsearch/internal/store"
@@ -67,6 +69,7 @@ func errf(status int, code, format string, args ...any) error {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var mbe *http.MaxBytesError
+	var busy *busyError
 	switch {
 	case errors.As(err, &he):
 		writeError(w, he.status, he.code, he.msg)
@@ -75,9 +78,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, imageio.ErrEmpty):
 		writeError(w, http.StatusBadRequest, "empty_image", "the image is empty: "+err.Error())
 	case errors.Is(err, imageio.ErrTooLarge):
+		s.log.Info("refused: image too large", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusRequestEntityTooLarge, "image_too_large", err.Error())
 	case errors.Is(err, imageio.ErrUnsupported):
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_image", err.Error()+" (send JPEG, PNG, GIF or WebP)")
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_image", err.Error()+" (send JPEG, PNG, WebP, HEIC, AVIF, GIF or TIFF)")
 	case errors.Is(err, imageio.ErrCorrupt):
 		writeError(w, http.StatusBadRequest, "corrupt_image", err.Error())
 	case errors.Is(err, store.ErrNotFound):
@@ -86,7 +90,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "exists", err.Error()+" (add with ?replace=true to overwrite)")
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+	case errors.As(err, &busy):
+		s.log.Warn("refused: decode memory budget full", "method", r.Method, "path", r.URL.Path,
+			"needs_bytes", busy.need, "budget_bytes", busy.budget, "in_use_bytes", busy.inUse)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "busy", "the server is decoding as many images as its memory allows; retry in a second")
 	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("refused: request timed out", "method", r.Method, "path", r.URL.Path)
 		writeError(w, http.StatusServiceUnavailable, "timeout", "the server is busy: the request did not finish within its time limit; retry later")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
@@ -95,6 +105,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
 	}
+}
+
+// busyError is a request refused because its decode would pass the memory
+// budget; fail answers it 503 with Retry-After.
+type busyError struct{ need, budget, inUse int64 }
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("decode needs %d bytes; %d of the %d-byte budget in use", e.need, e.inUse, e.budget)
 }
 
 // allow answers 405 unless r uses one of methods (HEAD counts as GET).
@@ -161,13 +179,18 @@ func boolParam(q url.Values, name string) (bool, error) {
 // escaped, and the handler looks it up as a key, never as a path.
 func imageURL(id string) string { return "/v1/items/" + url.PathEscape(id) + "/image" }
 
-// Timing is the per-stage breakdown of a search, in milliseconds.
+// Timing is the per-stage breakdown of a search, in milliseconds. The
+// stages follow one another, so read + decode + queue + resize + describe +
+// search + other = total, other being what lies between them (parsing
+// parameters, writing the answer).
 type Timing struct {
 	Read     float64 `json:"read"`
-	Decode   float64 `json:"decode"`
-	Queue    float64 `json:"queue"`
-	Describe float64 `json:"describe"`
+	Decode   float64 `json:"decode"`   // header, admission and decode
+	Queue    float64 `json:"queue"`    // waiting for a describe slot
+	Resize   float64 `json:"resize"`   // crop and resize to the views' sizes
+	Describe float64 `json:"describe"` // tensor, backbone, pooling, heads
 	Search   float64 `json:"search"`
+	Other    float64 `json:"other"`
 	Total    float64 `json:"total"`
 }
 
@@ -232,14 +255,28 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		resp.Results[i] = SearchResult{ID: h.ID, Score: h.Score, Label: h.Label, ImageURL: imageURL(h.ID)}
 	}
 	t.Total = ms(time.Since(start))
+	t.Other = max(0, t.Total-(t.Read+t.Decode+t.Queue+t.Resize+t.Describe+t.Search))
+	s.metrics.observe("total", time.Since(start))
 	resp.TimingMS = t
 	writeJSON(w, http.StatusOK, resp)
 }
 
 // decodeDescribe turns upload bytes into a descriptor, filling the timing.
+// The decode's memory is reserved from the budget before anything is
+// allocated and held until the descriptor is made, when the image is
+// garbage.
 func (s *Server) decodeDescribe(ctx context.Context, data []byte, t *Timing) ([]float32, error) {
 	t0 := time.Now()
-	img, err := imageio.Decode(data, s.cfg.Limits)
+	info, err := imageio.Probe(data, s.cfg.Limits, s.minShort)
+	if err != nil {
+		return nil, err
+	}
+	if !s.budget.tryAcquire(info.DecodeBytes) {
+		s.metrics.refused.Inc()
+		return nil, &busyError{need: info.DecodeBytes, budget: s.budget.limit, inUse: s.budget.used()}
+	}
+	defer s.budget.release(info.DecodeBytes)
+	img, err := imageio.DecodeAtLeast(data, s.cfg.Limits, s.minShort)
 	if err != nil {
 		return nil, err
 	}
@@ -256,14 +293,31 @@ func (s *Server) decodeDescribe(ctx context.Context, data []byte, t *Timing) ([]
 	defer func() { <-s.sem }()
 	t.Queue += ms(time.Since(t0))
 	t0 = time.Now()
-	vec, err := s.desc.Describe(ctx, img)
+	var vec []float32
+	var resize time.Duration
+	if td, ok := s.desc.(timedDescriber); ok {
+		var tm describe.Timing
+		vec, tm, err = td.DescribeTimed(ctx, img)
+		resize = tm.Resize
+	} else {
+		vec, err = s.desc.Describe(ctx, img)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("describe: %w", err)
 	}
 	d = time.Since(t0)
-	s.metrics.observe("describe", d)
-	t.Describe += ms(d)
+	resize = min(resize, d)
+	s.metrics.observe("resize", resize)
+	s.metrics.observe("describe", d-resize)
+	t.Resize += ms(resize)
+	t.Describe += ms(d - resize)
 	return vec, nil
+}
+
+// timedDescriber is a describer that says how long it spent resizing
+// (bundle.Engine), so timing_ms can show resize apart from the network.
+type timedDescriber interface {
+	DescribeTimed(ctx context.Context, img image.Image) ([]float32, describe.Timing, error)
 }
 
 // readQueryImage reads the multipart field "image" or, for any other

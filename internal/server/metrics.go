@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,8 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	stage    *prometheus.HistogramVec // decode, describe, search
+	stage    *prometheus.HistogramVec // decode, resize, describe, search, total
+	refused  prometheus.Counter       // decodes past the memory budget
 	added    prometheus.Counter
 	removed  prometheus.Counter
 }
@@ -26,7 +28,7 @@ type metrics struct {
 // Buckets from 1 ms to ~4 s: the goal is p99 under 50 ms for a search.
 var latencyBuckets = prometheus.ExponentialBuckets(0.001, 2, 13)
 
-func newMetrics(st *store.Store) *metrics {
+func newMetrics(st *store.Store, budget *memBudget) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,9 +42,12 @@ func newMetrics(st *store.Store) *metrics {
 		}, []string{"route"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "prodsearch_stage_duration_seconds",
-			Help:    "Time per image in each stage: decode, describe (backbone and pooling, queueing excluded), search.",
+			Help:    "Time per image in each stage: decode (header, admission, decode), resize, describe (tensor, backbone, pooling, heads; queueing excluded), search, and total per search request.",
 			Buckets: latencyBuckets,
 		}, []string{"stage"}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prodsearch_decode_refused_total", Help: "Images refused (503) because decoding them would pass the decode memory budget.",
+		}),
 		added: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "prodsearch_items_added_total", Help: "Items added or replaced through the API.",
 		}),
@@ -50,7 +55,13 @@ func newMetrics(st *store.Store) *metrics {
 			Name: "prodsearch_items_removed_total", Help: "Items removed through the API.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.stage, m.added, m.removed,
+	m.reg.MustRegister(m.requests, m.latency, m.stage, m.refused, m.added, m.removed,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prodsearch_decode_memory_bytes", Help: "Decode memory held now by admitted requests (estimated from headers).",
+		}, func() float64 { return float64(budget.used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prodsearch_decode_budget_bytes", Help: "The decode memory budget (--decode-budget).",
+		}, func() float64 { return float64(budget.limit) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "prodsearch_index_items", Help: "References in the index.",
 		}, func() float64 { return float64(st.Len()) }),
@@ -102,16 +113,26 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		}
+		route := routeLabel(r.Pattern)
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
 		m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(sw.code)).Inc()
 		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// routeLabel is the mux pattern without its method ("GET /metrics" and
+// "/v1/search" alike become paths), "/" for the page's "/{$}", and
+// "unmatched" when no pattern matched.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		pattern = p
+	}
+	return strings.TrimSuffix(pattern, "{$}")
 }
 
 // methodLabel folds unknown methods together so clients cannot grow the

@@ -31,9 +31,18 @@ type Config struct {
 	// Token, when set, must be sent as "Authorization: Bearer <token>" to
 	// every endpoint that changes the catalogue.
 	Token string
-	// Limits bound each uploaded image (bytes, then pixels from the header,
-	// before decoding); zero means imageio.DefaultLimits.
+	// Limits bound each uploaded image (bytes, then pixels and decode memory
+	// from the header, before decoding); zero means imageio.DefaultLimits.
+	// MaxDecodeBytes is capped at DecodeBudget: a larger image could never
+	// be admitted, so it is refused as too large (413) instead.
 	Limits imageio.Limits
+	// DecodeBudget bounds the memory all requests' decodes hold at once
+	// (imageio.Info.DecodeBytes, from decode until the descriptor is made);
+	// a request past it is answered 503 with Retry-After. Default 768 MiB:
+	// on a 2-core machine two or three 12 MP HEIC photos (130 MiB each) or
+	// one 50 MP 16-bit PNG at a time, or hundreds of 12 MP JPEGs (scaled
+	// decodes of about 2 MiB).
+	DecodeBudget int64
 	// MaxBatchBytes bounds a whole POST /v1/items body; default 256 MiB.
 	MaxBatchBytes int64
 	// MaxBatch bounds the images in one POST /v1/items; default 256.
@@ -63,13 +72,16 @@ type Config struct {
 // Server is an http.Handler; Run serves it with timeouts and graceful
 // shutdown.
 type Server struct {
-	cfg     Config
-	st      *store.Store
-	desc    store.Describer
-	log     *slog.Logger
-	sem     chan struct{} // describe slots
-	metrics *metrics
-	handler http.Handler
+	cfg    Config
+	st     *store.Store
+	desc   store.Describer
+	log    *slog.Logger
+	sem    chan struct{} // describe slots
+	budget *memBudget    // decode memory
+	// minShort is the short side uploads are decoded at (store.MinDecodeShort).
+	minShort int
+	metrics  *metrics
+	handler  http.Handler
 }
 
 // New checks cfg and builds the routes.
@@ -86,6 +98,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Limits == (imageio.Limits{}) {
 		cfg.Limits = imageio.DefaultLimits()
+	}
+	if cfg.DecodeBudget <= 0 {
+		cfg.DecodeBudget = 768 << 20
+	}
+	if cfg.Limits.MaxDecodeBytes <= 0 || cfg.Limits.MaxDecodeBytes > cfg.DecodeBudget {
+		cfg.Limits.MaxDecodeBytes = cfg.DecodeBudget
 	}
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = 256 << 20
@@ -112,13 +130,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg:  cfg,
-		st:   cfg.Store,
-		desc: cfg.Describer,
-		log:  cfg.Logger,
-		sem:  make(chan struct{}, cfg.DescribeConcurrency),
+		cfg:    cfg,
+		st:     cfg.Store,
+		desc:   cfg.Describer,
+		log:    cfg.Logger,
+		sem:    make(chan struct{}, cfg.DescribeConcurrency),
+		budget: newMemBudget(cfg.DecodeBudget),
+
+		minShort: store.MinDecodeShort(cfg.Describer),
 	}
-	s.metrics = newMetrics(s.st)
+	s.metrics = newMetrics(s.st, s.budget)
 	s.handler = s.routes()
 	return s, nil
 }
