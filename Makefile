@@ -11,12 +11,17 @@ TASKS   := --task "photos=$(DATA)/query.tsv:$(DATA)/reference.tsv" \
            --task "catalogue images=$(DATA)/iconic_query.tsv:$(DATA)/reference.tsv" \
            --task "photo->catalogue=$(DATA)/query.tsv+$(DATA)/reference.tsv:$(DATA)/iconic_query.tsv"
 
-.PHONY: setup build test fuzz demo model model-check bench clean
+.PHONY: setup deps build test fuzz demo model model-check bench clean
 
-# setup fetches the ONNX Runtime library (npm pack, never the package's install
-# script) and checks every shipped model file against its sha256.
-setup: lib/libonnxruntime.so.1 build
+# setup installs the Debian libraries the cgo build links (libjpeg-turbo,
+# libheif; apt-get, only those missing), fetches the ONNX Runtime library (npm
+# pack, never the package's install script) and checks every shipped model
+# file against its sha256.
+setup: deps lib/libonnxruntime.so.1 build
 	$(BIN) backbones
+
+deps:
+	scripts/setup-deps.sh
 
 lib/libonnxruntime.so.1: scripts/setup-ort.sh
 	scripts/setup-ort.sh
