@@ -11,7 +11,7 @@ TASKS   := --task "photos=$(DATA)/query.tsv:$(DATA)/reference.tsv" \
            --task "catalogue images=$(DATA)/iconic_query.tsv:$(DATA)/reference.tsv" \
            --task "photo->catalogue=$(DATA)/query.tsv+$(DATA)/reference.tsv:$(DATA)/iconic_query.tsv"
 
-.PHONY: setup deps build test fuzz demo model model-check bench clean
+.PHONY: setup deps build test fuzz demo model model-check bench shop clean
 
 # setup installs the Debian libraries the cgo build links (libjpeg-turbo,
 # libheif; apt-get, only those missing), fetches the ONNX Runtime library (npm
@@ -53,6 +53,15 @@ model: setup
 
 model-check: model
 	$(BIN) compare --max-diff 0.02 --model committed=models/default/model.json --model rebuilt=bin/model/model.json $(TASKS)
+
+# shop indexes an example shop catalogue: one catalogue photo per product of
+# GroceryStore's 40 test classes (splits/iconic_query.tsv), named from
+# dataset/classes.csv, into ./shop; then `bin/prodsearch serve --store shop`
+# and search it from the page with the test photos (splits/query.tsv).
+shop: setup
+	awk -F, 'NR > 1 { name = $$1; gsub(/-/, " ", name); print $$2 "\t" name }' $(CLASSES) > bin/grocery-names.tsv
+	$(BIN) index add --store shop --ids name --names bin/grocery-names.tsv $(DATA)/iconic_query.tsv
+	@echo "serve it: $(BIN) serve --store shop   (then open http://127.0.0.1:8080/)"
 
 bench: setup
 	$(GO) run ./cmd/bench

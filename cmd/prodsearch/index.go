@@ -128,6 +128,7 @@ func indexAdd(ctx context.Context, args []string, stdout, stderr io.Writer, open
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable, and listed on stderr when that is not a terminal")
 	workers := fs.Int("workers", max(1, runtime.GOMAXPROCS(0)/2), "images decoded and described in parallel")
+	namesFile := fs.String("names", "", "TSV `file` of label<TAB>product name: each item added with a listed label gets metadata {\"name\": ...}, which the web page shows")
 	if runtimeFlags != nil {
 		runtimeFlags(fs)
 	}
@@ -144,6 +145,12 @@ func indexAdd(ctx context.Context, args []string, stdout, stderr io.Writer, open
 	srcs, err := ingest.Collect(fs.Args(), *label, *ids, *dataRoot)
 	if err != nil {
 		return fmt.Errorf("index add: %w", err)
+	}
+	var names map[string]string
+	if *namesFile != "" {
+		if names, err = ingest.ReadNames(*namesFile); err != nil {
+			return fmt.Errorf("index add: --names: %w", err)
+		}
 	}
 	recorded := ""
 	if info, err := store.ReadInfo(sf.dir); err == nil {
@@ -173,7 +180,7 @@ func indexAdd(ctx context.Context, args []string, stdout, stderr io.Writer, open
 	if skipped := len(srcs) - len(todo); skipped > 0 {
 		fmt.Fprintf(stderr, "%d of %d images already in the store, skipped (--replace to redo them)\n", skipped, len(srcs))
 	}
-	st, err := ingest.Add(ctx, s, d, todo, ingest.Options{Batch: *batch, Workers: *workers, Replace: *replace, NoImages: *noImages}, stderr)
+	st, err := ingest.Add(ctx, s, d, todo, ingest.Options{Batch: *batch, Workers: *workers, Replace: *replace, NoImages: *noImages, Names: names}, stderr)
 	fmt.Fprintf(stdout, "added %d, failed %d in %v (%.1f images/s); %s now holds %d items\n",
 		st.Added, st.Failed, st.Elapsed.Round(time.Millisecond), float64(st.Added)/max(st.Elapsed.Seconds(), 1e-9), sf.dir, s.Len())
 	if err != nil {

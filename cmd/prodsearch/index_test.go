@@ -166,3 +166,36 @@ func TestIndexCommandUsage(t *testing.T) {
 		t.Errorf("list after --ids path: %v\n%s", err, r.stdout.String())
 	}
 }
+
+// TestIndexAddNames checks --names: items of a listed label get the
+// product name as metadata, others none, and a malformed file is refused.
+func TestIndexAddNames(t *testing.T) {
+	root := t.TempDir()
+	writePNG(t, filepath.Join(root, "classes", "7", "a.png"), color.RGBA{250, 10, 10, 255})
+	writePNG(t, filepath.Join(root, "classes", "8", "b.png"), color.RGBA{10, 10, 240, 255})
+	names := filepath.Join(root, "names.tsv")
+	if err := os.WriteFile(names, []byte("# label\tname\n7\tGranny Smith\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "store")
+	r := &runner{t: t, d: storetest.NewColourDescriber(32)}
+	if err := r.run("add", "--store", dir, "--names", names, filepath.Join(root, "classes")); err != nil {
+		t.Fatalf("add: %v\n%s", err, r.stderr.String())
+	}
+	s, err := store.Open(context.Background(), dir, r.d.BundleID(), r.d.Dim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, errA := s.Get("a")
+	b, errB := s.Get("b")
+	if errA != nil || errB != nil || string(a.Metadata) != `{"name":"Granny Smith"}` || len(b.Metadata) != 0 {
+		t.Errorf("metadata a=%s (%v) b=%s (%v)", a.Metadata, errA, b.Metadata, errB)
+	}
+	if err := os.WriteFile(names, []byte("7 Granny Smith\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run("add", "--store", dir, "--names", names, filepath.Join(root, "classes")); err == nil || !strings.Contains(err.Error(), "names.tsv:1") {
+		t.Errorf("malformed names file: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -96,6 +97,31 @@ type Options struct {
 	Workers  int  // images decoded and described at once (at least 1)
 	Replace  bool // overwrite items already stored
 	NoImages bool // store descriptors only, not the photos
+	// Names maps labels to product names: an item with a listed label is
+	// stored with metadata {"name": ...}, which the API and page show.
+	Names map[string]string
+}
+
+// ReadNames reads a label<TAB>product name file (blank lines and #
+// comments skipped) for Options.Names.
+func ReadNames(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		l, n, ok := strings.Cut(line, "\t")
+		if !ok || l == "" || strings.TrimSpace(n) == "" {
+			return nil, fmt.Errorf("%s:%d: want label<TAB>name, got %q", path, i+1, line)
+		}
+		names[l] = strings.TrimSpace(n)
+	}
+	return names, nil
 }
 
 // Stats count what Add did.
@@ -145,6 +171,9 @@ func Add(ctx context.Context, s *store.Store, d store.Describer, srcs []Source, 
 			defer func() { done <- struct{}{} }()
 			for src := range jobs {
 				e, err := describeFile(ctx, d, src, lim, opt.NoImages)
+				if n, ok := opt.Names[src.Label]; ok && err == nil {
+					e.Metadata, _ = json.Marshal(map[string]string{"name": n})
+				}
 				results <- described{entry: e, path: src.Path, err: err}
 			}
 		}()

@@ -196,10 +196,23 @@ type Timing struct {
 
 // SearchResult is one hit of POST /v1/search.
 type SearchResult struct {
-	ID       string  `json:"id"`
-	Score    float32 `json:"score"`
-	Label    string  `json:"label"`
-	ImageURL string  `json:"image_url"`
+	ID    string  `json:"id"`
+	Score float32 `json:"score"`
+	Label string  `json:"label"`
+	// Name is the product name from the item's metadata ("name"), if any.
+	Name     string `json:"name,omitempty"`
+	ImageURL string `json:"image_url"`
+}
+
+// productName is metadata's "name" string, or "".
+func productName(meta json.RawMessage) string {
+	var m struct {
+		Name string `json:"name"`
+	}
+	if len(meta) == 0 || json.Unmarshal(meta, &m) != nil {
+		return ""
+	}
+	return m.Name
 }
 
 // SearchResponse is the body of POST /v1/search.
@@ -253,6 +266,9 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	resp := SearchResponse{Results: make([]SearchResult, len(hits))}
 	for i, h := range hits {
 		resp.Results[i] = SearchResult{ID: h.ID, Score: h.Score, Label: h.Label, ImageURL: imageURL(h.ID)}
+		if it, err := s.st.Get(h.ID); err == nil { // removed since the search: no name
+			resp.Results[i].Name = productName(it.Metadata)
+		}
 	}
 	t.Total = ms(time.Since(start))
 	t.Other = max(0, t.Total-(t.Read+t.Decode+t.Queue+t.Resize+t.Describe+t.Search))
@@ -386,11 +402,12 @@ func readPart(p *multipart.Part, limit int64) ([]byte, error) {
 // ItemJSON is an item as the API shows it.
 type ItemJSON struct {
 	store.Item
+	Name     string `json:"name,omitempty"` // metadata's "name"
 	ImageURL string `json:"image_url,omitempty"`
 }
 
 func itemJSON(it store.Item) ItemJSON {
-	j := ItemJSON{Item: it}
+	j := ItemJSON{Item: it, Name: productName(it.Metadata)}
 	if it.ImageSize > 0 {
 		j.ImageURL = imageURL(it.ID)
 	}

@@ -204,3 +204,25 @@ func TestTimingAddsUpAndRouteLabels(t *testing.T) {
 		t.Errorf("a route label keeps its method or pattern syntax:\n%s", metrics)
 	}
 }
+
+// TestProductNames checks that results and items carry metadata's "name".
+func TestProductNames(t *testing.T) {
+	f := newFixture(t, nil)
+	body, ct := multipartBody(t,
+		part{"image", "tomato.png", pngBytes(t, red)}, part{"image", "lime.png", pngBytes(t, green)},
+		part{"metadata", "", []byte(`{"name": "Vine tomato", "sku": "T-1"}`)}, part{"metadata", "", []byte(`{"sku": "L-2"}`)},
+	)
+	if resp := f.do("POST", "/v1/items", ct, body, nil, nil); resp.StatusCode != 201 {
+		t.Fatalf("add: %d", resp.StatusCode)
+	}
+	var sr SearchResponse
+	f.do("POST", "/v1/search?k=2", "image/png", bytes.NewReader(pngBytes(t, red)), nil, &sr)
+	if len(sr.Results) != 2 || sr.Results[0].Name != "Vine tomato" || sr.Results[1].Name != "" {
+		t.Errorf("search results %+v: want the first named Vine tomato, the second unnamed", sr.Results)
+	}
+	var it ItemJSON
+	f.do("GET", "/v1/items/tomato", "", nil, nil, &it)
+	if it.Name != "Vine tomato" {
+		t.Errorf("item %+v: want name Vine tomato", it)
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,6 +120,8 @@ func TestE2EChromium(t *testing.T) {
 	if err := os.WriteFile(mpath, []byte(manifest.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Product names from classes.csv, as `make shop` gives them.
+	names := classNames(t, filepath.Join(splits, "..", "dataset", "classes.csv"))
 	dir := filepath.Join(tmp, "store")
 	ctx := context.Background()
 	t0 := time.Now()
@@ -131,7 +134,7 @@ func TestE2EChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if _, err := ingest.Add(ctx, st, d, srcs, ingest.Options{Batch: 64, Workers: 2}, &out); err != nil {
+	if _, err := ingest.Add(ctx, st, d, srcs, ingest.Options{Batch: 64, Workers: 2, Names: names}, &out); err != nil {
 		t.Fatalf("index add: %v\n%s", err, out.String())
 	}
 	t.Logf("indexed %d of %d references in %v with %s", n, len(refs), time.Since(t0).Round(time.Millisecond), d.BundleID())
@@ -182,6 +185,10 @@ func TestE2EChromium(t *testing.T) {
 	if first.Value != q.label {
 		t.Errorf("first result has label %q, want the query's label %q", first.Value, q.label)
 	}
+	firstName, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("#results .card .label")))
+	if want := names[first.Value]; firstName != want {
+		t.Errorf("first card is titled %q, want the product name %q", firstName, want)
+	}
 
 	// Enlarge the first result, then browse the catalogue.
 	err = chromedp.Do(tctx,
@@ -207,6 +214,94 @@ func TestE2EChromium(t *testing.T) {
 		t.Log(err)
 	}
 	shoot("e2e-catalogue.png")
+
+	// The same on a 360x740 phone: no sideways scroll on either tab, the
+	// camera offered, names on the cards, errors in plain words.
+	fits := `document.documentElement.scrollWidth <= window.innerWidth && document.body.scrollWidth <= window.innerWidth`
+	err = chromedp.Do(tctx,
+		chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#drop")),
+		testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
+		chromedp.SetUploadFiles(chromedp.CSS("#camera"), []string{q.path}),
+		chromedp.WaitVisible(chromedp.CSS("#results .card")),
+	)
+	if err != nil {
+		shoot("e2e-phone-failure.png")
+		t.Fatalf("phone search: %v", err)
+	}
+	if _, err := chromedp.Run(tctx, imagesLoaded); err != nil {
+		t.Log(err)
+	}
+	shoot("e2e-phone-search.png")
+	checkPhone := func(where string) {
+		t.Helper()
+		ok, err := chromedp.Run(tctx, chromedp.Evaluate[bool](fits))
+		if err != nil || !ok {
+			w, _ := chromedp.Run(tctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+			t.Errorf("%s at 360 px: the page is %d px wide (%v)", where, w, err)
+		}
+	}
+	checkPhone("search results")
+	capture, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`document.querySelector('#camera').getAttribute('capture') || ''`))
+	accept, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`document.querySelector('#camera').accept`))
+	if capture == "" || accept != "image/*" {
+		t.Errorf("camera input: capture=%q accept=%q, want capture and image/*", capture, accept)
+	}
+	phoneName, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("#results .card .label")))
+	if phoneName != names[q.label] {
+		t.Errorf("phone: first card is titled %q, want %q", phoneName, names[q.label])
+	}
+	// A text file sent as a photo: the shopper reads plain words.
+	notPhoto := filepath.Join(tmp, "notes.jpg")
+	if err := os.WriteFile(notPhoto, []byte("hello, this is not a photo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(tctx,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#toast').textContent = ''`),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{notPhoto}),
+		testenv.Void(chromedp.Poll[bool](`document.querySelector('#toast').textContent.length > 0`)),
+	)
+	if err != nil {
+		t.Fatalf("bad upload: %v", err)
+	}
+	toast, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("#toast")))
+	if strings.Contains(toast, "imageio") || strings.Contains(toast, "signature") || !strings.Contains(toast, "photo") {
+		t.Errorf("error shown to the shopper: %q", toast)
+	}
+	shoot("e2e-phone-error.png")
+	err = chromedp.Do(tctx,
+		chromedp.Click(chromedp.CSS(`.tab[data-tab="catalogue"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#catalogue .card")),
+	)
+	if err != nil {
+		t.Fatalf("phone catalogue: %v", err)
+	}
+	if _, err := chromedp.Run(tctx, imagesLoaded); err != nil {
+		t.Log(err)
+	}
+	checkPhone("catalogue")
+	shoot("e2e-phone-catalogue.png")
+}
+
+// classNames maps GroceryStore class IDs to product names from classes.csv
+// ("Granny-Smith" becomes "Granny Smith", as `make shop` writes them).
+func classNames(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	testenv.Require(t, "GroceryStore classes.csv", err)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	for _, r := range rows[1:] {
+		if len(r) >= 2 {
+			names[r[1]] = strings.ReplaceAll(r[0], "-", " ")
+		}
+	}
+	return names
 }
 
 // testWriter sends server logs to the test log.

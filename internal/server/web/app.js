@@ -24,14 +24,43 @@ function toast(msg) {
   toast.timer = setTimeout(() => t.classList.add("hidden"), 6000);
 }
 
+// What a shopper reads for each error code; the API's own messages are for
+// developers and name internals.
+const FRIENDLY = {
+  unsupported_image: "This file is not a photo we can read. Try a JPEG, PNG, WebP or HEIC photo.",
+  corrupt_image: "This photo could not be read: it may be damaged or only partly uploaded. Try taking it again.",
+  empty_image: "The photo arrived empty. Try again.",
+  image_too_large: "This photo is too large to search. Try a smaller one.",
+  body_too_large: "This photo is too large to search. Try a smaller one.",
+  busy: "The server is busy right now. Try again in a moment.",
+  timeout: "The server is busy right now. Try again in a moment.",
+  body_timeout: "The upload took too long. Check the connection and try again.",
+  internal: "Something went wrong on our side. Try again later.",
+};
+
 async function api(path, opts) {
-  const res = await fetch(path, opts);
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (e) {
+    throw new Error("The server could not be reached. Check the connection and try again.");
+  }
   const body = await res.json().catch(() => null);
   if (!res.ok) {
-    const msg = body && body.error ? body.error.message : res.status + " " + res.statusText;
-    throw new Error(msg);
+    const code = body && body.error ? body.error.code : "";
+    const msg = FRIENDLY[code] || (res.status >= 500 ? FRIENDLY.internal : "The request was refused (" + res.status + ").");
+    const err = new Error(msg);
+    err.code = code;
+    throw err;
   }
   return body;
+}
+
+// productName is what a card is titled: the catalogue's product name, else
+// the label.
+function productName(item) {
+  if (item.name) return item.name;
+  return item.label ? "Label " + item.label : "—";
 }
 
 // ---- tabs ----
@@ -55,15 +84,20 @@ function card(item, opts) {
   if (item.image_url) {
     const img = el("img");
     img.loading = "lazy";
-    img.alt = item.label || item.id;
+    img.alt = productName(item);
     img.src = item.image_url;
     thumb.append(img);
   }
   if (opts.rank) thumb.append(el("span", "rank", "#" + opts.rank));
   const body = el("div", "body");
-  const idEl = el("div", "id", item.id);
+  // The ID's last part (a file name) tells photos apart; the whole ID is in
+  // the tooltip and the viewer.
+  const short = item.id.split("/").pop();
+  const idEl = el("div", "id", item.name && item.label ? `label ${item.label} · ${short}` : short);
   idEl.title = item.id;
-  body.append(el("div", "label", item.label || "—"), idEl);
+  const nameEl = el("div", "label", productName(item));
+  nameEl.title = productName(item);
+  body.append(nameEl, idEl);
   if (opts.score !== undefined) {
     const s = el("div", "score");
     const bar = el("div", "bar");
@@ -81,10 +115,11 @@ function card(item, opts) {
 async function openViewer(item, score) {
   const d = $("#viewer");
   $("#viewer-img").src = item.image_url || "";
-  $("#viewer-img").alt = item.label || item.id;
+  $("#viewer-img").alt = productName(item);
   const dl = $("#viewer-meta");
   dl.replaceChildren();
   const row = (k, v) => { if (v !== undefined && v !== "") dl.append(el("dt", "", k), el("dd", "", v)); };
+  row("Product", item.name);
   row("ID", item.id);
   row("Label", item.label);
   if (score !== undefined) row("Score", score.toFixed(4));
@@ -100,14 +135,17 @@ async function openViewer(item, score) {
 // ---- search ----
 function setQuery(file) {
   if (!file) return;
-  if (!file.type.startsWith("image/")) { toast("That is not an image file."); return; }
+  // Browsers other than Safari give HEIC and AVIF files no type.
+  const photoExt = /\.(heic|heif|avif|tiff?)$/i.test(file.name);
+  if (!file.type.startsWith("image/") && !photoExt) { toast("That is not a photo. Choose a JPEG, PNG, WebP or HEIC photo."); return; }
   lastFile = file;
   const prev = $("#query-preview");
   if (prev.dataset.url) URL.revokeObjectURL(prev.dataset.url);
   prev.dataset.url = URL.createObjectURL(file);
+  prev.onerror = () => prev.classList.add("hidden"); // HEIC outside Safari: searched, not previewed
   prev.src = prev.dataset.url;
   prev.classList.remove("hidden");
-  $("#drop-text").replaceChildren(el("strong", "", file.name), el("br"), "drop or click for another photo");
+  $("#drop-text").replaceChildren(el("strong", "", file.name), el("br"), "drop or tap for another photo");
   $("#again").disabled = false;
   search();
 }
@@ -126,13 +164,13 @@ async function search() {
   try {
     const r = await api("/v1/search?" + params, { method: "POST", body: form });
     const t = r.timing_ms;
-    $("#timing").textContent = `${r.results.length} results in ${t.total.toFixed(1)} ms — decode ${t.decode.toFixed(1)}, describe ${t.describe.toFixed(1)}, search ${t.search.toFixed(1)} ms`;
+    $("#timing").textContent = `${r.results.length} results in ${t.total.toFixed(1)} ms — decode ${t.decode.toFixed(1)}, resize ${t.resize.toFixed(1)}, describe ${t.describe.toFixed(1)}, search ${t.search.toFixed(1)} ms`;
     results.replaceChildren(...r.results.map((h, i) => card(h, { rank: i + 1, score: h.score })));
     $("#results-empty").classList.toggle("hidden", r.results.length > 0);
     if (r.results.length === 0) $("#results-empty").textContent = "No matching references" + (label ? ` with label “${label}”.` : ".");
   } catch (e) {
     $("#timing").textContent = "";
-    toast("Search failed: " + e.message);
+    toast(e.message);
   } finally {
     results.removeAttribute("aria-busy");
   }
@@ -142,6 +180,8 @@ function setupDrop() {
   const drop = $("#drop");
   const input = $("#file");
   input.addEventListener("change", () => setQuery(input.files[0]));
+  const camera = $("#camera");
+  camera.addEventListener("change", () => setQuery(camera.files[0]));
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
   ["dragenter", "dragover"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
@@ -171,7 +211,7 @@ async function loadCatalogue() {
     $("#next").disabled = catOffset + PAGE >= catTotal;
     $("#catalogue-empty").classList.toggle("hidden", catTotal > 0);
   } catch (e) {
-    toast("Could not load the catalogue: " + e.message);
+    toast("The catalogue could not be loaded. " + e.message);
   }
 }
 
