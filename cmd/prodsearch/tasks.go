@@ -22,17 +22,17 @@ import (
 func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tasks", "--catalogue CAT --out DIR [--data TRAIN] [--test PHOTOS]...", stderr)
 	catalogue := fs.String("catalogue", "", "catalogue images with their classes: a class table (CSV with a class column and an image column, e.g. GroceryStore's dataset/classes.csv) or "+setHelp)
-	data := fs.String("data", "", "labelled training photos: the validation side uses the photos of the classes `train` holds out from them")
+	data := fs.String("data", "", "labelled training `photos`: the validation side uses the photos of the classes train holds out from them")
 	var tests []string
-	fs.Func("test", "labelled test photos (repeatable): the test side uses them as queries", func(s string) error {
+	fs.Func("test", "labelled test `photos` (repeatable): the test side uses them as queries", func(s string) error {
 		tests = append(tests, s)
 		return nil
 	})
-	out := fs.String("out", "", "folder to write the manifests into (created if needed)")
+	out := fs.String("out", "", "`folder` to write the manifests into (created if needed)")
 	dataRoot := fs.String("data-root", "", dataRootHelp)
-	valRun := fs.String("val-run", "", "use the classes this run held out (default: those `train` would hold out with --val-frac and --seed)")
-	valFrac := fs.Float64("val-frac", runs.DefaultValFrac, "fraction of the --data classes held out, as `train --val-frac`")
-	seed := fs.Int64("seed", train.DefaultConfig().Seed, "hold-out seed, as `train --seed`")
+	valRun := fs.String("val-run", "", "use the classes this `run` held out (default: those train would hold out with --val-frac and --seed)")
+	valFrac := fs.Float64("val-frac", runs.DefaultValFrac, "fraction of the --data classes held out, as train --val-frac")
+	seed := fs.Int64("seed", train.DefaultConfig().Seed, "hold-out seed, as train --seed")
 	runsDir := fs.String("runs-dir", "", "runs directory for --val-run (default $PRODSEARCH_RUNS, else ./runs)")
 	if err := parse(fs, args); err != nil {
 		return err
