@@ -11,6 +11,7 @@
 //	bench soak ...       `prodsearch serve` under mixed load for a fixed time
 //	bench phase2 ...     the hackathon's phase 2 (18,027 x 36,748) on one machine
 //	bench scale ...      exact, HNSW and Weaviate search at scale against faiss
+//	bench catalogue ...  methods for phone photos against studio images
 package main
 
 import (
@@ -40,6 +41,7 @@ func benchmarks() []benchmark {
 		{"soak", "drive `prodsearch serve` with mixed clients for a fixed time", soakCmd},
 		{"phase2", "exact search and re-ranking at the hackathon's phase-2 size", phase2Cmd},
 		{"scale", "exact, HNSW and Weaviate search at scale against faiss", runScale},
+		{"catalogue", "phone photo -> studio image methods on validation and test classes", runCatalogue},
 	}
 }
 
