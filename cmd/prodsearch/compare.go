@@ -108,24 +108,34 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		for _, t := range ts {
-			recipe, _ := m.b.RecipeFor(bundle.ShapeOf(labelsOf(t.rs)))
+			shape := bundle.ShapeOf(labelsOf(t.rs))
+			recipe, _ := m.b.RecipeFor(shape)
 			variants := []*rerank.Params{recipe}
 			if *plain && recipe != nil {
 				variants = append(variants, nil)
 			}
+			refEng, err := openRefEngine(m.b, shape, ef.engineOptions(), stderr)
+			if err != nil {
+				eng.Close()
+				return err
+			}
 			for vi, rp := range variants {
-				res, err := retrieval.Run(ctx, eng, retrieval.Job{
+				job := retrieval.Job{
 					Queries: t.qs, References: t.rs, Top: *top, Rerank: rp, Files: opt,
 					Progress: func(stage string) func(int, int) { return progress.New(stderr, m.name+": "+stage).Update },
-				})
+				}
+				if refEng != nil {
+					job.RefDescriber = refEng
+				}
+				res, err := retrieval.Run(ctx, eng, job)
 				if err != nil {
-					eng.Close()
+					closeAll(eng, refEng)
 					return fmt.Errorf("%s on %s: %w", m.name, t.name, err)
 				}
 				reportFailures(stderr, res)
 				s, err := eval.Score(res.Rankings, t.qs.Labels(), t.rs.Labels())
 				if err != nil {
-					eng.Close()
+					closeAll(eng, refEng)
 					return err
 				}
 				if vi == 0 {
@@ -133,6 +143,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%s\n", t.name, m.name, s.Queries, len(t.rs.Items), s.MAP, s.MRR, s.R1, s.R5, recipeName(rp))
 			}
+			closeAll(refEng)
 		}
 		eng.Close()
 	}
@@ -143,6 +154,15 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	return checkDiff(stdout, ms, ts, scores, *maxDiff)
+}
+
+// closeAll closes the engines that are open (nil ones are skipped).
+func closeAll(engs ...*bundle.Engine) {
+	for _, e := range engs {
+		if e != nil {
+			e.Close()
+		}
+	}
 }
 
 // checkDiff compares two models' scores on every task and the validation

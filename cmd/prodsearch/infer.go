@@ -125,11 +125,19 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 		Queries: qs, References: rs, Top: j.top, Files: opt, Strict: j.strict, Index: j.index,
 		Progress: func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
 	}
+	shape := j.shape
+	if shape == "auto" {
+		shape = bundle.ShapeOf(labelsOf(rs))
+	}
+	refEng, err := openRefEngine(b, shape, j.engineOptions(), stderr)
+	if err != nil {
+		return nil, nil, nil, b, err
+	}
+	if refEng != nil {
+		defer refEng.Close()
+		job.RefDescriber = refEng
+	}
 	if !j.noRerank {
-		shape := j.shape
-		if shape == "auto" {
-			shape = bundle.ShapeOf(labelsOf(rs))
-		}
 		var why string
 		j.rerank, why = b.RecipeFor(shape)
 		if len(b.Recipes) > 0 || j.rerank != nil {
@@ -143,6 +151,27 @@ func (j *jobFlags) execute(ctx context.Context, stderr io.Writer) (*retrieval.Re
 	}
 	reportFailures(stderr, res)
 	return res, qs, rs, b, nil
+}
+
+// openRefEngine opens the engine that describes the references of a
+// catalogue of this shape when the bundle's recipe describes them otherwise
+// than the queries (a one-image catalogue's studio images whole, say); nil
+// when the queries' engine serves both.
+func openRefEngine(b bundle.Bundle, shape string, opt bundle.Options, stderr io.Writer) (*bundle.Engine, error) {
+	rb, differs := b.ForReferences(shape)
+	if !differs {
+		return nil, nil
+	}
+	fmt.Fprintf(stderr, "catalogue shape %s: references described with centre crop %g (0 = whole image), queries with the bundle's settings\n", shape, refCrop(rb))
+	return bundle.Open(rb, opt)
+}
+
+// refCrop is the crop a (possibly ensemble) bundle describes with.
+func refCrop(b bundle.Bundle) float64 {
+	if b.IsEnsemble() {
+		return b.Members[0].Bundle.Describe.Crop
+	}
+	return b.Describe.Crop
 }
 
 func orUnknown(shape string) string {

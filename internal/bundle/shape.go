@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"prodsearch/internal/rerank"
@@ -62,6 +63,12 @@ type Recipe struct {
 	Task  string     `json:"task,omitempty"`
 	Val   *ValScores `json:"val,omitempty"`
 	Plain *ValScores `json:"plain,omitempty"`
+	// RefCrop, when set, is the centre crop (0 = the whole image) the
+	// references of this shape are described with instead of the bundle's
+	// own: a studio image is all product while a phone photo has hands and
+	// shelves around it, so a one-image catalogue wants its images whole
+	// while the photos keep the crop (chosen on validation, see MODEL.md).
+	RefCrop *float64 `json:"ref_crop,omitempty"`
 }
 
 // ValScores are validation figures kept in a bundle.
@@ -90,6 +97,31 @@ func (b Bundle) RecipeFor(shape string) (*rerank.Params, string) {
 	return nil, "none"
 }
 
+// ForReferences returns the bundle that describes the references of a
+// catalogue of the given shape, and whether it differs from b: b with the
+// shape's RefCrop in every member, or b itself when the recipe sets none.
+func (b Bundle) ForReferences(shape string) (Bundle, bool) {
+	if shape == "" {
+		shape = ShapeMany
+	}
+	for _, r := range b.Recipes {
+		if r.Shape == shape && r.RefCrop != nil {
+			return b.withCrop(*r.RefCrop), true
+		}
+	}
+	return b, false
+}
+
+// withCrop is b with every describe setting's crop set to c.
+func (b Bundle) withCrop(c float64) Bundle {
+	b.Describe.Crop = c
+	b.Members = slices.Clone(b.Members)
+	for i := range b.Members {
+		b.Members[i].Bundle = b.Members[i].Bundle.withCrop(c)
+	}
+	return b
+}
+
 func validateRecipes(rs []Recipe) error {
 	seen := map[string]bool{}
 	for _, r := range rs {
@@ -102,6 +134,9 @@ func validateRecipes(rs []Recipe) error {
 			return fmt.Errorf("bundle: two recipes for shape %q", r.Shape)
 		}
 		seen[r.Shape] = true
+		if c := r.RefCrop; c != nil && !(*c >= 0 && *c <= 1) {
+			return fmt.Errorf("bundle: recipe %s: reference crop %v must be in [0, 1]", r.Shape, *c)
+		}
 		if r.Rerank != nil {
 			if err := r.Rerank.Validate(); err != nil {
 				return fmt.Errorf("bundle: recipe %s: %w", r.Shape, err)

@@ -57,3 +57,31 @@ func TestRecipeFor(t *testing.T) {
 		t.Fatal("unknown shape accepted")
 	}
 }
+
+func TestForReferences(t *testing.T) {
+	m, _ := Default("coral_mnv1")
+	b := Bundle{Version: FormatVersion, Members: []Member{{Bundle: m, Weight: 1}, {Bundle: m, Weight: 0.5}}}
+	if _, differs := b.ForReferences(ShapeOne); differs {
+		t.Fatal("a bundle without a reference crop describes references otherwise")
+	}
+	whole := 0.0
+	b.Recipes = []Recipe{{Shape: ShapeOne, RefCrop: &whole}, {Shape: ShapeMany}}
+	if err := b.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, differs := b.ForReferences(ShapeOne)
+	if !differs || r.Members[0].Bundle.Describe.Crop != 0 || r.Members[1].Bundle.Describe.Crop != 0 {
+		t.Fatalf("one-image references not described whole: %+v", r.Members)
+	}
+	if b.Members[0].Bundle.Describe.Crop != m.Describe.Crop {
+		t.Fatal("ForReferences changed the bundle it was called on")
+	}
+	if _, differs := b.ForReferences(ShapeMany); differs {
+		t.Fatal("the many-images recipe has no reference crop but got one")
+	}
+	bad := 1.5
+	b.Recipes = []Recipe{{Shape: ShapeOne, RefCrop: &bad}}
+	if b.Validate() == nil {
+		t.Fatal("reference crop 1.5 accepted")
+	}
+}

@@ -35,6 +35,11 @@ type Job struct {
 	Strict bool // fail on the first unreadable image
 	// Progress, when set, returns the progress callback for a named stage.
 	Progress func(stage string) func(done, total int)
+	// RefDescriber, when set, describes the references instead of Run's
+	// describer: the same model with other describe settings for a
+	// catalogue's studio images (bundle.Bundle.ForReferences). Its
+	// descriptors must have the same length.
+	RefDescriber Describer
 }
 
 // Result is the ranking and what it cost.
@@ -53,8 +58,15 @@ func Run(ctx context.Context, d Describer, job Job) (*Result, error) {
 		return nil, errors.New("retrieval: queries and references are required")
 	}
 	res := &Result{}
+	rd := d
+	if job.RefDescriber != nil {
+		if job.RefDescriber.Dim() != d.Dim() {
+			return nil, fmt.Errorf("retrieval: references described in %d dimensions, queries in %d", job.RefDescriber.Dim(), d.Dim())
+		}
+		rd = job.RefDescriber
+	}
 	var err error
-	res.RefVecs, res.RefStats, err = describeSet(ctx, d, job, job.References, "references", res)
+	res.RefVecs, res.RefStats, err = describeSet(ctx, rd, job, job.References, "references", res)
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,11 @@ package retrieval
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
 	"prodsearch/internal/dataset"
+	"prodsearch/internal/describe"
 	"prodsearch/internal/rerank"
 )
 
@@ -45,5 +47,41 @@ func TestRankSkipsFailedItemsAndTiesByID(t *testing.T) {
 	}
 	if _, err := Rank(context.Background(), qs, rs, [][]float32{nil, nil, nil}, rv, 2, RankOptions{}); err == nil {
 		t.Fatal("no describable query accepted")
+	}
+}
+
+// mapDescriber describes a path by a table.
+type mapDescriber struct {
+	dim  int
+	vecs map[string][]float32
+}
+
+func (m mapDescriber) Dim() int { return m.dim }
+
+func (m mapDescriber) DescribeFiles(_ context.Context, paths []string, _ describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error) {
+	out := make([][]float32, len(paths))
+	for i, p := range paths {
+		out[i] = m.vecs[p]
+	}
+	return out, nil, describe.Stats{}, nil
+}
+
+func TestRunRefDescriber(t *testing.T) {
+	qs, rs := set("q"), set("a", "b")
+	// The query's describer sees a and b swapped: only the reference
+	// describer's view puts b first.
+	queries := mapDescriber{2, map[string][]float32{"q.jpg": {1, 0}, "a.jpg": {1, 0}, "b.jpg": {0, 1}}}
+	refs := mapDescriber{2, map[string][]float32{"a.jpg": {0, 1}, "b.jpg": {1, 0}}}
+	res, err := Run(context.Background(), queries, Job{Queries: qs, References: rs})
+	if err != nil || res.Rankings[0].Refs[0] != "a" {
+		t.Fatalf("without a reference describer: %+v %v", res, err)
+	}
+	res, err = Run(context.Background(), queries, Job{Queries: qs, References: rs, RefDescriber: refs})
+	if err != nil || res.Rankings[0].Refs[0] != "b" {
+		t.Fatalf("references not described by RefDescriber: %+v %v", res, err)
+	}
+	_, err = Run(context.Background(), queries, Job{Queries: qs, References: rs, RefDescriber: mapDescriber{3, nil}})
+	if err == nil || !strings.Contains(err.Error(), "3 dimensions") {
+		t.Fatalf("a reference describer of another length: %v", err)
 	}
 }
