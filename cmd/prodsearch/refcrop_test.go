@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/testenv"
+)
+
+// TestRefCropOneImageCatalogue runs a bundle whose one-image recipe
+// describes references whole: a one-image catalogue's references are
+// described with it, a catalogue forced to another shape is not.
+func TestRefCropOneImageCatalogue(t *testing.T) {
+	testenv.Models(t)
+	splits := testenv.GroceryStore(t)
+	dir := t.TempDir()
+	ref, err := os.ReadFile(filepath.Join(splits, "reference.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three classes: two photos of each as queries, the next one as the
+	// class's only reference.
+	var q, r strings.Builder
+	seen := map[string]int{}
+	for _, line := range strings.Split(string(ref), "\n") {
+		path, label, ok := strings.Cut(line, "\t")
+		if !ok || (seen[label] == 0 && len(seen) == 3) || seen[label] >= 3 {
+			continue
+		}
+		w := &q
+		if seen[label] == 2 {
+			w = &r
+		}
+		w.WriteString(filepath.Join(splits, path) + "\t" + label + "\n")
+		seen[label]++
+	}
+	write(t, filepath.Join(dir, "q.tsv"), q.String())
+	write(t, filepath.Join(dir, "r.tsv"), r.String())
+	b, err := bundle.Default("coral_mnv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := 0.0
+	b.Recipes = []bundle.Recipe{{Shape: bundle.ShapeOne, RefCrop: &whole}}
+	bpath := filepath.Join(dir, "b.json")
+	if err := b.Save(bpath); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--bundle", bpath, "--queries", filepath.Join(dir, "q.tsv"), "--references", filepath.Join(dir, "r.tsv"), "--cache=" + filepath.Join(dir, "cache")}
+	const said = "references described with centre crop 0"
+	_, stderr, err := runCLI(t, args...)
+	if err != nil || !strings.Contains(stderr, "catalogue shape one: "+said) {
+		t.Fatalf("one-image catalogue: %v\n%s", err, stderr)
+	}
+	_, stderr, err = runCLI(t, append(args, "--shape", "many")...)
+	if err != nil || strings.Contains(stderr, said) {
+		t.Fatalf("a many-image catalogue used the one-image reference crop: %v\n%s", err, stderr)
+	}
+}
