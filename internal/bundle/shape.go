@@ -106,18 +106,19 @@ func (b Bundle) ForReferences(shape string) (Bundle, bool) {
 	}
 	for _, r := range b.Recipes {
 		if r.Shape == shape && r.RefCrop != nil {
-			return b.withCrop(*r.RefCrop), true
+			return b.WithCrop(*r.RefCrop), true
 		}
 	}
 	return b, false
 }
 
-// withCrop is b with every describe setting's crop set to c.
-func (b Bundle) withCrop(c float64) Bundle {
+// WithCrop is b with the centre crop of its describe settings, and of every
+// member's, set to c (0 = the whole image).
+func (b Bundle) WithCrop(c float64) Bundle {
 	b.Describe.Crop = c
 	b.Members = slices.Clone(b.Members)
 	for i := range b.Members {
-		b.Members[i].Bundle = b.Members[i].Bundle.withCrop(c)
+		b.Members[i].Bundle = b.Members[i].Bundle.WithCrop(c)
 	}
 	return b
 }

@@ -56,7 +56,11 @@ func writeCard(path string, r *Result) error {
 	}
 	b.WriteString("\n## Re-ranking per catalogue shape (ensemble, validation)\n\n| shape | task | recipe | mAP | R@1 | plain mAP | plain R@1 |\n|---|---|---|---|---|---|---|\n")
 	for _, rc := range r.Recipes {
-		fmt.Fprintf(&b, "| %s | %s | %s | %.4f | %.3f | %.4f | %.3f |\n", rc.Shape, rc.Task, recipeName(rc.Rerank), rc.Val.MAP, rc.Val.R1, rc.Plain.MAP, rc.Plain.R1)
+		name := recipeName(rc.Rerank)
+		if rc.RefCrop != nil {
+			name += fmt.Sprintf("; catalogue images at centre crop %g (0 = whole)", *rc.RefCrop)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.4f | %.3f | %.4f | %.3f |\n", rc.Shape, rc.Task, name, rc.Val.MAP, rc.Val.R1, rc.Plain.MAP, rc.Plain.R1)
 	}
 	return bundle.WriteFileAtomic(path, b.Bytes())
 }

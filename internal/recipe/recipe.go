@@ -188,7 +188,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	// pre-head descriptors were computed while choosing settings.
 	probs := make([][]*tune.Problem, len(res.Tasks)) // [task][member]
 	for _, mb := range members {
-		ps, err := c.problems(ctx, mb)
+		ps, err := c.problems(ctx, mb, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +206,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		c.logf("ensemble weights %v (mean val mAP over the tasks: equal %.4f, chosen %.4f)\n", w, trials[0].Scores.MAP, bestMAP(trials))
 	}
 	res.Weights = weights
-	recipes, err := c.tuneRecipes(ctx, probs, weights)
+	recipes, err := c.tuneRecipes(ctx, members, probs, weights)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +279,7 @@ func (c *builder) chooseSettings(ctx context.Context, name string) (describe.Set
 	try := func(s describe.Settings) (SettingsTrial, error) {
 		b := base
 		b.Describe = s
-		ps, err := c.problems(ctx, b)
+		ps, err := c.problems(ctx, b, nil)
 		if err != nil {
 			return SettingsTrial{}, err
 		}
@@ -369,8 +369,51 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 }
 
 // problems describes every image of the tasks once with b and returns one
-// problem per task.
-func (c *builder) problems(ctx context.Context, b bundle.Bundle) ([]*tune.Problem, error) {
+// problem per task. refs, when set, describes the references of the
+// one-image tasks instead: a studio catalogue described otherwise than the
+// photos that query it.
+func (c *builder) problems(ctx context.Context, b bundle.Bundle, refs *bundle.Bundle) ([]*tune.Problem, error) {
+	var all, oneRefs []dataset.Item
+	for _, t := range c.res.Tasks {
+		all = append(append(all, t.Qs...), t.Rs...)
+		if t.Shape == bundle.ShapeOne {
+			oneRefs = append(oneRefs, t.Rs...)
+		}
+	}
+	byPath, err := c.describe(ctx, b, all)
+	if err != nil {
+		return nil, err
+	}
+	refByPath := byPath
+	if refs != nil {
+		if refByPath, err = c.describe(ctx, *refs, oneRefs); err != nil {
+			return nil, err
+		}
+	}
+	pick := func(items []dataset.Item, byPath map[string][]float32) [][]float32 {
+		out := make([][]float32, len(items))
+		for i, it := range items {
+			out[i] = byPath[it.Path]
+		}
+		return out
+	}
+	var out []*tune.Problem
+	for _, t := range c.res.Tasks {
+		rb := byPath
+		if t.Shape == bundle.ShapeOne {
+			rb = refByPath
+		}
+		p, err := tune.NewProblem(t.Qs, t.Rs, pick(t.Qs, byPath), pick(t.Rs, rb))
+		if err != nil {
+			return nil, fmt.Errorf("recipe: task %s: %w", t.Name, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// describe describes the items' images once each with b, by path.
+func (c *builder) describe(ctx context.Context, b bundle.Bundle, items []dataset.Item) (map[string][]float32, error) {
 	eng, err := bundle.Open(b, c.cfg.Engine)
 	if err != nil {
 		return nil, err
@@ -378,12 +421,10 @@ func (c *builder) problems(ctx context.Context, b bundle.Bundle) ([]*tune.Proble
 	defer eng.Close()
 	var paths []string
 	seen := map[string]bool{}
-	for _, t := range c.res.Tasks {
-		for _, it := range append(slices.Clone(t.Qs), t.Rs...) {
-			if !seen[it.Path] {
-				seen[it.Path] = true
-				paths = append(paths, it.Path)
-			}
+	for _, it := range items {
+		if !seen[it.Path] {
+			seen[it.Path] = true
+			paths = append(paths, it.Path)
 		}
 	}
 	vecs, fails, _, err := eng.DescribeFiles(ctx, paths, c.files("describe validation images ("+b.Name+")"))
@@ -397,22 +438,7 @@ func (c *builder) problems(ctx context.Context, b bundle.Bundle) ([]*tune.Proble
 	for i, p := range paths {
 		byPath[p] = vecs[i]
 	}
-	pick := func(items []dataset.Item) [][]float32 {
-		out := make([][]float32, len(items))
-		for i, it := range items {
-			out[i] = byPath[it.Path]
-		}
-		return out
-	}
-	var out []*tune.Problem
-	for _, t := range c.res.Tasks {
-		p, err := tune.NewProblem(t.Qs, t.Rs, pick(t.Qs), pick(t.Rs))
-		if err != nil {
-			return nil, fmt.Errorf("recipe: task %s: %w", t.Name, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return byPath, nil
 }
 
 // minGain is how much a re-ranking recipe must beat plain search on
@@ -421,49 +447,94 @@ func (c *builder) problems(ctx context.Context, b bundle.Bundle) ([]*tune.Proble
 const minGain = 0.005
 
 // tuneRecipes chooses a re-ranking recipe per catalogue shape on the mean
-// mAP of that shape's tasks.
-func (c *builder) tuneRecipes(ctx context.Context, probs [][]*tune.Problem, w []float64) ([]bundle.Recipe, error) {
+// mAP of that shape's tasks. For one-image catalogues it also chooses the
+// centre crop the catalogue images are described with (each of the build's
+// crops, the photos keeping their own), kept only when it beats the photos'
+// settings by minGain.
+func (c *builder) tuneRecipes(ctx context.Context, members []bundle.Bundle, probs [][]*tune.Problem, w []float64) ([]bundle.Recipe, error) {
 	var out []bundle.Recipe
 	for _, shape := range bundle.Shapes {
-		var perTask [][]tune.Trial
-		var names []string
-		for ti, t := range c.res.Tasks {
-			if t.Shape != shape {
-				continue
-			}
-			p := probs[ti][0]
-			if len(w) > 1 {
-				var err error
-				if p, err = tune.Combine(probs[ti], w); err != nil {
-					return nil, err
-				}
-			}
-			trials, err := p.Rerank(ctx, tune.RerankGrid())
-			if err != nil {
-				return nil, err
-			}
-			perTask = append(perTask, trials)
-			names = append(names, t.Name)
+		r, ok, err := c.tuneShape(ctx, shape, probs, w)
+		if err != nil {
+			return nil, err
 		}
-		if len(perTask) == 0 {
+		if !ok {
 			continue
 		}
-		trials := tune.Mean(perTask...)
-		var plain tune.Trial
-		for _, t := range trials {
-			if t.Params == nil {
-				plain = t
+		if shape == bundle.ShapeOne {
+			own := r
+			for _, crop := range c.cfg.Crops {
+				alt := make([][]*tune.Problem, len(probs))
+				for _, mb := range members {
+					refs := mb.WithCrop(crop)
+					ps, err := c.problems(ctx, mb, &refs)
+					if err != nil {
+						return nil, err
+					}
+					for ti, p := range ps {
+						alt[ti] = append(alt[ti], p)
+					}
+				}
+				cr, _, err := c.tuneShape(ctx, shape, alt, w)
+				if err != nil {
+					return nil, err
+				}
+				c.logf("one-image catalogues, catalogue images at centre crop %g (0 = whole): %s, val mAP %.4f R@1 %.3f (photos' settings on both sides: %.4f / %.3f)\n", crop, recipeName(cr.Rerank), cr.Val.MAP, cr.Val.R1, own.Val.MAP, own.Val.R1)
+				if cr.Val.MAP >= own.Val.MAP+minGain && cr.Val.MAP > r.Val.MAP {
+					cr.RefCrop = &crop
+					r = cr
+				}
 			}
 		}
-		best := trials[0]
-		if best.Scores.MAP < plain.Scores.MAP+minGain {
-			best = plain
+		refs := ""
+		if r.RefCrop != nil {
+			refs = fmt.Sprintf(", catalogue images at centre crop %g (0 = whole)", *r.RefCrop)
 		}
-		r := bundle.Recipe{Shape: shape, Rerank: best.Params, Task: strings.Join(names, " + "), Val: valScores(best.Scores), Plain: valScores(plain.Scores)}
-		c.logf("%-4s-image catalogues (%s): %s, val mAP %.4f R@1 %.3f (plain search %.4f / %.3f)\n", shape, r.Task, recipeName(best.Params), best.Scores.MAP, best.Scores.R1, plain.Scores.MAP, plain.Scores.R1)
+		c.logf("%-4s-image catalogues (%s): %s%s, val mAP %.4f R@1 %.3f (plain search %.4f / %.3f)\n", shape, r.Task, recipeName(r.Rerank), refs, r.Val.MAP, r.Val.R1, r.Plain.MAP, r.Plain.R1)
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// tuneShape chooses the re-ranking of one catalogue shape on the mean mAP of
+// its tasks; ok is false when no task has that shape.
+func (c *builder) tuneShape(ctx context.Context, shape string, probs [][]*tune.Problem, w []float64) (bundle.Recipe, bool, error) {
+	var perTask [][]tune.Trial
+	var names []string
+	for ti, t := range c.res.Tasks {
+		if t.Shape != shape {
+			continue
+		}
+		p := probs[ti][0]
+		if len(w) > 1 {
+			var err error
+			if p, err = tune.Combine(probs[ti], w); err != nil {
+				return bundle.Recipe{}, false, err
+			}
+		}
+		trials, err := p.Rerank(ctx, tune.RerankGrid())
+		if err != nil {
+			return bundle.Recipe{}, false, err
+		}
+		perTask = append(perTask, trials)
+		names = append(names, t.Name)
+	}
+	if len(perTask) == 0 {
+		return bundle.Recipe{}, false, nil
+	}
+	trials := tune.Mean(perTask...)
+	var plain tune.Trial
+	for _, t := range trials {
+		if t.Params == nil {
+			plain = t
+		}
+	}
+	best := trials[0]
+	if best.Scores.MAP < plain.Scores.MAP+minGain {
+		best = plain
+	}
+	r := bundle.Recipe{Shape: shape, Rerank: best.Params, Task: strings.Join(names, " + "), Val: valScores(best.Scores), Plain: valScores(plain.Scores)}
+	return r, true, nil
 }
 
 // write saves the members (best checkpoints, renamed) and the model that

@@ -153,6 +153,10 @@ func TestBuildWritesOneModel(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The catalogue images of one-image catalogues were tried at each crop.
+	if n := strings.Count(log.String(), "one-image catalogues, catalogue images at centre crop"); n != 2 {
+		t.Errorf("%d catalogue-side crops tried, want 2:\n%s", n, log.String())
+	}
 	card, _ := os.ReadFile(filepath.Join(out, "MODEL.md"))
 	if !strings.Contains(string(card), "(chosen)") || !strings.Contains(string(card), "photo→catalogue") {
 		t.Errorf("model card:\n%s", card)
