@@ -94,7 +94,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.Close()
 	srv, err := server.New(server.Config{
-		Store: st, Describer: eng, Token: *token, DescribeConcurrency: *slots, DecodeBudget: *budget << 20,
+		Store: st, Describer: eng, Recipes: eng.Bundle(), Token: *token, DescribeConcurrency: *slots, DecodeBudget: *budget << 20,
 		Leaderboard: leaderboardPath(ef.runsDir),
 		Logger:      slog.New(slog.NewTextHandler(stderr, nil)),
 	})

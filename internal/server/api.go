@@ -25,6 +25,8 @@ import (
 	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/imageio"
+	"prodsearch/internal/bundle"
+	"prodsearch/internal/rerank"
 	"prodsearch/internal/store"
 )
 
@@ -153,14 +155,36 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-func rerankParam(v string) (string, error) {
-	switch strings.ToLower(v) {
-	case "", "none", "false", "0", "off":
-		return store.RerankNone, nil
-	case "qe", "true", "1", "on":
-		return store.RerankQE, nil
+// searchRerank reads rerank= into search options: none, qe (the model's
+// query expansion for this catalogue's shape, else the usual one), or
+// absent/auto (the model's recipe for this shape, if it expands queries).
+func (s *Server) searchRerank(v string, opt *store.SearchOptions) error {
+	var recipe *rerank.Params
+	if s.cfg.Recipes != nil {
+		shape := "" // no labels: the shape is unknown
+		if n := s.st.MedianPerLabel(); n > 0 {
+			shape = bundle.ShapeForCount(n)
+		}
+		recipe, _ = s.cfg.Recipes.RecipeFor(shape)
 	}
-	return "", errf(http.StatusBadRequest, "bad_parameter", "rerank=%q: want none or qe", v)
+	withRecipe := func() {
+		if recipe != nil && recipe.QE > 0 {
+			opt.Rerank, opt.QE, opt.QEAlpha = store.RerankQE, recipe.QE, recipe.QEAlpha
+		}
+	}
+	switch strings.ToLower(v) {
+	case "", "auto":
+		opt.Rerank = store.RerankNone
+		withRecipe()
+	case "none", "false", "0", "off":
+		opt.Rerank = store.RerankNone
+	case "qe", "true", "1", "on":
+		opt.Rerank = store.RerankQE
+		withRecipe()
+	default:
+		return errf(http.StatusBadRequest, "bad_parameter", "rerank=%q: want auto, none or qe", v)
+	}
+	return nil
 }
 
 func boolParam(q url.Values, name string) (bool, error) {
@@ -234,8 +258,8 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rr, err := rerankParam(q.Get("rerank"))
-	if err != nil {
+	opt := store.SearchOptions{K: k, Label: q.Get("label")}
+	if err := s.searchRerank(q.Get("rerank"), &opt); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -255,7 +279,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t0 := time.Now()
-	hits, err := s.st.Search(ctx, vec, store.SearchOptions{K: k, Label: q.Get("label"), Rerank: rr})
+	hits, err := s.st.Search(ctx, vec, opt)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"prodsearch/internal/imageio"
+	"prodsearch/internal/rerank"
 	"prodsearch/internal/store"
 )
 
@@ -25,6 +26,12 @@ var webFS embed.FS
 // Config wires a Server. Store and Describer are required.
 type Config struct {
 	Store *store.Store
+	// Recipes, when set, is the model's re-ranking per catalogue shape
+	// (a bundle.Bundle): a search that does not say rerank= gets the
+	// query-side part (query expansion) of the recipe for the store's
+	// current shape. Database-side steps (DBA, k-reciprocal) are for
+	// batch jobs and are not applied online.
+	Recipes Recipes
 	// Describer must produce the descriptors the store holds: New refuses a
 	// bundle or dimension that differs from the store's.
 	Describer store.Describer
@@ -82,6 +89,12 @@ type Server struct {
 	minShort int
 	metrics  *metrics
 	handler  http.Handler
+}
+
+// Recipes gives the re-ranking a model chose for a catalogue shape
+// (bundle.ShapeOne, ShapeFew or ShapeMany).
+type Recipes interface {
+	RecipeFor(shape string) (*rerank.Params, string)
 }
 
 // New checks cfg and builds the routes.

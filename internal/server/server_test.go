@@ -22,8 +22,10 @@ import (
 	"testing"
 	"time"
 
+	"prodsearch/internal/bundle"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/imageio"
+	"prodsearch/internal/rerank"
 	"prodsearch/internal/store"
 	"prodsearch/internal/store/storetest"
 )
@@ -501,4 +503,65 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// shapeRecipes is a model whose recipes expand queries only on one-image
+// catalogues.
+type shapeRecipes struct{}
+
+func (shapeRecipes) RecipeFor(shape string) (*rerank.Params, string) {
+	if shape == bundle.ShapeOne {
+		return &rerank.Params{QE: 2, QEAlpha: 1}, "one"
+	}
+	return nil, "none"
+}
+
+func TestSearchUsesTheRecipeForTheStoresShape(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Recipes = shapeRecipes{} })
+	ctx := context.Background()
+	opt := func(v string) store.SearchOptions {
+		var o store.SearchOptions
+		if err := f.srv.searchRerank(v, &o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	// An empty store has no labels: the many-images recipe (none) applies.
+	if o := opt(""); o.Rerank != store.RerankNone {
+		t.Fatalf("empty store: %+v", o)
+	}
+	desc := storetest.NewColourDescriber(64)
+	add := func(id, label string, c color.RGBA) {
+		v, err := desc.Describe(ctx, solid(c, 8, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.Add(ctx, []store.Entry{{ID: id, Label: label, Vector: v}}, store.AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("a", "apple", color.RGBA{200, 0, 0, 255})
+	add("b", "banana", color.RGBA{200, 200, 0, 255})
+	if o := opt(""); o.Rerank != store.RerankQE || o.QE != 2 || o.QEAlpha != 1 {
+		t.Fatalf("one image per label: %+v", o)
+	}
+	if o := opt("none"); o.Rerank != store.RerankNone {
+		t.Fatalf("rerank=none: %+v", o)
+	}
+	// Three images per label: the shape changes and so does the recipe.
+	for i := 0; i < 4; i++ {
+		add(fmt.Sprint("a", i), "apple", color.RGBA{uint8(190 + i), 0, 0, 255})
+		add(fmt.Sprint("b", i), "banana", color.RGBA{uint8(190 + i), 200, 0, 255})
+	}
+	if o := opt(""); o.Rerank != store.RerankNone {
+		t.Fatalf("five images per label: %+v", o)
+	}
+	if o := opt("qe"); o.Rerank != store.RerankQE || o.QE != 0 {
+		t.Fatalf("rerank=qe without a QE recipe uses the usual expansion: %+v", o)
+	}
+	var sr SearchResponse
+	resp := f.do("POST", "/v1/search?k=3", "", bytes.NewReader(pngBytes(t, color.RGBA{200, 0, 0, 255})), nil, &sr)
+	if resp.StatusCode != 200 || len(sr.Results) != 3 {
+		t.Fatalf("search: %d %+v", resp.StatusCode, sr)
+	}
 }

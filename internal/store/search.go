@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"prodsearch/internal/index"
 	"prodsearch/internal/rerank"
@@ -33,6 +34,10 @@ type SearchOptions struct {
 	K      int
 	Label  string // only references with this label when set
 	Rerank string // "", RerankNone or RerankQE
+	// QE and QEAlpha set RerankQE's depth and exponent when QE > 0 (a
+	// model's recipe); otherwise the usual 5 and 3 apply.
+	QE      int
+	QEAlpha float64
 }
 
 // Result is one ranked reference.
@@ -54,11 +59,18 @@ func (s *Store) Search(ctx context.Context, q []float32, opt SearchOptions) ([]R
 	case "", RerankNone:
 		return s.search(ctx, q, opt.K, opt.Label)
 	case RerankQE:
-		first, err := s.search(ctx, q, qeNeighbours, opt.Label)
+		depth, alpha := qeNeighbours, float64(qeAlpha)
+		if opt.QE > 0 {
+			depth, alpha = opt.QE, opt.QEAlpha
+		}
+		if depth > MaxK || alpha < 0 || math.IsNaN(alpha) || math.IsInf(alpha, 0) {
+			return nil, fmt.Errorf("store: query expansion depth %d, alpha %v: %w", depth, alpha, ErrInvalid)
+		}
+		first, err := s.search(ctx, q, depth, opt.Label)
 		if err != nil || len(first) == 0 {
 			return first, err
 		}
-		eq, err := s.expand(q, first)
+		eq, err := s.expand(q, first, alpha)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +141,7 @@ func (s *Store) results(hits []index.Hit, label string) []Result {
 // expand builds the alpha-QE query from the neighbours' stored
 // descriptors, read from the catalogue so that it works whatever the vector
 // index; one removed since the first search is skipped.
-func (s *Store) expand(q []float32, hits []Result) ([]float32, error) {
+func (s *Store) expand(q []float32, hits []Result, alpha float64) ([]float32, error) {
 	nbs := make([][]float32, 0, len(hits))
 	sims := make([]float32, 0, len(hits))
 	for _, h := range hits {
@@ -143,7 +155,7 @@ func (s *Store) expand(q []float32, hits []Result) ([]float32, error) {
 		nbs = append(nbs, v)
 		sims = append(sims, h.Score)
 	}
-	eq, err := rerank.AlphaQE(q, nbs, sims, qeAlpha)
+	eq, err := rerank.AlphaQE(q, nbs, sims, alpha)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

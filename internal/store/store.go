@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -144,6 +145,17 @@ type Store struct {
 	mu     sync.RWMutex
 	labels map[string]string // id -> label
 	counts map[string]int    // label -> items
+
+	// countsGen changes with counts; perLabel caches the median items per
+	// label for the generation it was computed at, so a search reads the
+	// catalogue's shape without sorting every label.
+	countsGen atomic.Uint64
+	perLabel  atomic.Pointer[perLabel]
+}
+
+type perLabel struct {
+	gen    uint64
+	median int
 }
 
 // Open opens the store in dir with the exact in-memory index, loading every
@@ -281,6 +293,7 @@ func (s *Store) loadLabels(ctx context.Context) ([]string, error) {
 			s.labels[id] = label
 			s.counts[label]++
 		}
+		s.countsGen.Add(1)
 		if len(ids) != n {
 			return fmt.Errorf("store: %s: %d items, %d vectors: %w", s.info.Dir, len(ids), n, errRecord)
 		}
@@ -535,9 +548,37 @@ func (s *Store) Add(ctx context.Context, entries []Entry, opt AddOptions) error 
 }
 
 func (s *Store) uncount(label string) {
+	s.countsGen.Add(1)
 	if s.counts[label]--; s.counts[label] <= 0 {
 		delete(s.counts, label)
 	}
+}
+
+// MedianPerLabel is the median number of items per labelled product (0 for
+// a store without labels): how a model picks the re-ranking recipe that
+// fits the catalogue's shape. It is recomputed only after the labels
+// changed.
+func (s *Store) MedianPerLabel() int {
+	gen := s.countsGen.Load()
+	if c := s.perLabel.Load(); c != nil && c.gen == gen {
+		return c.median
+	}
+	s.mu.RLock()
+	gen = s.countsGen.Load() // writers change it under the write lock
+	per := make([]int, 0, len(s.counts))
+	for l, n := range s.counts {
+		if l != "" {
+			per = append(per, n)
+		}
+	}
+	s.mu.RUnlock()
+	m := 0
+	if len(per) > 0 {
+		slices.Sort(per)
+		m = per[len(per)/2]
+	}
+	s.perLabel.Store(&perLabel{gen: gen, median: m})
+	return m
 }
 
 // Remove deletes items in one transaction and returns the IDs that existed;

@@ -409,6 +409,7 @@ func (s *Store) setLabel(id, label string) {
 	}
 	s.labels[id] = label
 	s.counts[label]++
+	s.countsGen.Add(1)
 }
 
 // indexRemove drops removed IDs from the labels and the vector index.
