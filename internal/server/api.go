@@ -22,10 +22,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"prodsearch/internal/bundle"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
 	"prodsearch/internal/imageio"
-	"prodsearch/internal/bundle"
 	"prodsearch/internal/rerank"
 	"prodsearch/internal/store"
 )
