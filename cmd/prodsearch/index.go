@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -35,22 +36,42 @@ run 'prodsearch index <command> -h' for its flags`
 
 // openDescriber opens the describer for `index add`: bundleFlag is --bundle
 // (may be ""), storeID the bundle an existing store recorded ("" for a new
-// store). Tests pass a fake; the CLI opens a bundle.
-type openDescriber func(ctx context.Context, bundleFlag, storeID string) (store.Describer, error)
+// store), shape the catalogue shape whose recipe says how references are
+// described ("" = as the queries). Tests pass a fake; the CLI opens a bundle.
+type openDescriber func(ctx context.Context, bundleFlag, storeID, shape string) (store.Describer, error)
 
 func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// `index add` also takes the runtime flags (--models, --ort-lib, ...):
 	// runIndex registers them on its flag set, bound to ef.
 	ef := addEngineFlags(flag.NewFlagSet("index", flag.ContinueOnError))
-	open := func(ctx context.Context, bundleFlag, storeID string) (store.Describer, error) {
+	open := func(ctx context.Context, bundleFlag, storeID, shape string) (store.Describer, error) {
 		b, err := storeBundle(ef, bundleFlag, storeID)
 		if err != nil {
 			return nil, err
+		}
+		if shape != "" {
+			eng, err := openRefEngine(b, shape, ef.engineOptions(), stderr)
+			if err != nil {
+				return nil, err
+			}
+			if eng != nil {
+				return refEngine{eng, b.ID()}, nil
+			}
 		}
 		return bundle.Open(b, ef.engineOptions())
 	}
 	return runIndex(ctx, args, stdout, stderr, open, ef.addRuntimeFlags)
 }
+
+// refEngine describes a catalogue's references as the bundle's recipe for
+// its shape says, and is recorded under the bundle's ID: the store's
+// queries are described by the bundle itself.
+type refEngine struct {
+	*bundle.Engine
+	id string
+}
+
+func (e refEngine) BundleID() string { return e.id }
 
 // runIndex dispatches `index <command>`; runtimeFlags, when set, registers
 // the flags open reads on `index add`.
@@ -128,6 +149,7 @@ func indexAdd(ctx context.Context, args []string, stdout, stderr io.Writer, open
 	noImages := fs.Bool("no-images", false, "store descriptors only, not the photos (GET /v1/items/{id}/image then answers 404)")
 	batch := fs.Int("batch", 64, "items per transaction; each committed batch is durable, and listed on stderr when that is not a terminal")
 	workers := fs.Int("workers", max(1, runtime.GOMAXPROCS(0)/2), "images decoded and described in parallel")
+	shape := fs.String("shape", "", "describe the images as the bundle's recipe for a catalogue of this shape says (one: one studio image per product, e.g. at the recipe's reference crop; few; many); empty: as queries are described")
 	namesFile := fs.String("names", "", "TSV `file` of label<TAB>product name: each item added with a listed label gets metadata {\"name\": ...}, which the web page shows")
 	if runtimeFlags != nil {
 		runtimeFlags(fs)
@@ -141,6 +163,9 @@ func indexAdd(ctx context.Context, args []string, stdout, stderr io.Writer, open
 	}
 	if *batch < 1 || *workers < 1 {
 		return errors.New("index add: --batch and --workers must be at least 1")
+	}
+	if *shape != "" && !slices.Contains(bundle.Shapes, *shape) {
+		return fmt.Errorf("index add: --shape %q: want one, few or many", *shape)
 	}
 	srcs, err := ingest.Collect(fs.Args(), *label, *ids, *dataRoot)
 	if err != nil {
@@ -158,7 +183,7 @@ func indexAdd(ctx context.Context, args []string, stdout, stderr io.Writer, open
 	} else if !errors.Is(err, store.ErrNoStore) {
 		return err
 	}
-	d, err := open(ctx, *bundleFlag, recorded)
+	d, err := open(ctx, *bundleFlag, recorded, *shape)
 	if err != nil {
 		return fmt.Errorf("index add: %w", err)
 	}

@@ -31,8 +31,8 @@ type runner struct {
 func (r *runner) run(args ...string) error {
 	r.stdout.Reset()
 	r.stderr.Reset()
-	open := func(_ context.Context, flagVal, recorded string) (store.Describer, error) {
-		r.asked = append(r.asked, flagVal+"|"+recorded)
+	open := func(_ context.Context, flagVal, recorded, shape string) (store.Describer, error) {
+		r.asked = append(r.asked, flagVal+"|"+recorded+shape)
 		return r.d, nil
 	}
 	return runIndex(context.Background(), args, &r.stdout, &r.stderr, open, nil)
