@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the cgo build links against, only those
-# missing: libjpeg-turbo (DCT-scaled JPEG decoding) and libheif (HEIC/HEIF
-# and AVIF), plus pkg-config to find libheif, and heif-enc
+# missing: libjpeg-turbo (DCT-scaled JPEG decoding), libwebp (WebP shrunk
+# while decoding) and libheif (HEIC/HEIF and AVIF), plus pkg-config to find
+# libheif and libwebp, and heif-enc
 # (libheif-examples), which the HEIC/AVIF tests use to make their files.
 # Without root or apt-get it says what to install, and that
 # `go build -tags nonative` builds without them (JPEG at full size through
@@ -11,6 +12,7 @@ need=()
 [ -f /usr/include/jpeglib.h ] || [ -f /usr/include/x86_64-linux-gnu/jpeglib.h ] || need+=(libjpeg62-turbo-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 pkg-config --exists libheif 2>/dev/null || need+=(libheif-dev)
+pkg-config --exists libwebp 2>/dev/null || need+=(libwebp-dev)
 command -v heif-enc >/dev/null || need+=(libheif-examples)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then

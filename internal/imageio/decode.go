@@ -199,6 +199,10 @@ func DecodeAtLeast(data []byte, lim Limits, minShort int) (img image.Image, err 
 	case fmtGIF:
 		img, err = gif.Decode(bytes.NewReader(data))
 	case fmtWebP:
+		if minShort > 0 && nativeWebP {
+			img, err = decodeWebPScaled(data, h.cfg, minShort)
+			break
+		}
 		img, err = webp.Decode(bytes.NewReader(data))
 	case fmtHEIF, fmtAVIF:
 		img, err = decodeHEIF(data, name)
@@ -268,6 +272,11 @@ func (h header) info(data []byte, minShort int) Info {
 		perPixel, extra = 4, 4+3 // our RGBA copy, libheif's RGBA, its decoded planes
 	case fmtGIF:
 		perPixel = 1
+	case fmtWebP:
+		perPixel = 4 // NYCbCrA from x/image/webp is 2.5; libwebp's scaled RGBA 4
+		if minShort > 0 && nativeWebP {
+			w, ht = scaledToShort(w, ht, minShort)
+		}
 	default: // PNG, WebP, TIFF: by the colour model the header announces
 		switch h.cfg.ColorModel {
 		case color.GrayModel, color.AlphaModel:
@@ -288,6 +297,16 @@ func (h header) info(data []byte, minShort int) Info {
 	}
 	px := float64(w) * float64(ht)
 	return Info{Format: h.format.String(), Width: h.cfg.Width, Height: h.cfg.Height, DecodeBytes: int64(px*(perPixel+extra)) + 64<<10}
+}
+
+// scaledToShort is the size with short side minShort, the aspect kept
+// (rounded up), or w x h when that is already no larger.
+func scaledToShort(w, h, minShort int) (int, int) {
+	short := min(w, h)
+	if minShort <= 0 || short <= minShort {
+		return w, h
+	}
+	return (w*minShort + short - 1) / short, (h*minShort + short - 1) / short
 }
 
 // header is what probe learns before any pixel is decoded.

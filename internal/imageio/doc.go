@@ -1,8 +1,9 @@
 // Package imageio is the first stage of the search hot path: it turns
 // untrusted upload bytes into an upright image (Decode, ReadFile, and
 // DecodeAtLeast, which decodes only the pixels a consumer will keep: JPEGs
-// through libjpeg-turbo's DCT scaling in cgo builds, jpeg_native.go, with
-// image/jpeg as the twin without cgo or with -tags nonative), shrinks it
+// through libjpeg-turbo's DCT scaling and WebPs through libwebp's rescaler
+// in cgo builds, jpeg_native.go and webp_native.go, with image/jpeg and
+// x/image/webp as the twins without cgo or with -tags nonative), shrinks it
 // to the backbone's input scale (ResizeShort) and writes it into a
 // normalised float32 tensor (FillTensor).
 //

@@ -121,3 +121,29 @@ func TestDecodeAtLeastErrors(t *testing.T) {
 		t.Errorf("20000x20000 header: %v, want ErrTooLarge", err)
 	}
 }
+
+// TestDecodeAtLeastWebP checks libwebp's scaled decode against
+// x/image/webp's full decode resized to the same size.
+func TestDecodeAtLeastWebP(t *testing.T) {
+	src := textured(640, 480)
+	data := encWebPLossless(toNRGBA(src))
+	full, err := Decode(data, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := DecodeAtLeast(data, DefaultLimits(), 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if min(b.Dx(), b.Dy()) < 120 || (nativeWebP && b.Dy() != 120) {
+		t.Fatalf("decoded %v for a 120-pixel short side", b)
+	}
+	a, f := ResizeShort(img, 100), ResizeShort(full, 100)
+	if mean, _ := meanAbsDiff(a, f); mean > 4 {
+		t.Errorf("mean difference %.2f/255 from the full decode resized", mean)
+	}
+	if _, err := DecodeAtLeast(data[:len(data)/2], DefaultLimits(), 120); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated: %v, want ErrCorrupt", err)
+	}
+}
