@@ -405,8 +405,19 @@ func FuzzDecode(f *testing.F) {
 	// are in testdata/fuzz/FuzzDecode.
 	lim := Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20}
 	kinds := []error{ErrEmpty, ErrUnsupported, ErrTooLarge, ErrCorrupt}
+	// Both paths: Decode (the pure-Go decoders) and DecodeAtLeast, which in
+	// cgo builds hands JPEG, WebP, HEIF and AVIF to libjpeg-turbo, libwebp
+	// and libheif.
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img, err := Decode(data, lim)
+		checkDecoded(t, data, lim, kinds, 0)
+		checkDecoded(t, data, lim, kinds, 16)
+	})
+}
+
+// checkDecoded is FuzzDecode's check of one decode path.
+func checkDecoded(t *testing.T, data []byte, lim Limits, kinds []error, minShort int) {
+	{
+		img, err := DecodeAtLeast(data, lim, minShort)
 		if err != nil {
 			if img != nil {
 				t.Fatal("image with error")
@@ -449,7 +460,7 @@ func FuzzDecode(f *testing.F) {
 		if r.Rect.Dx() != w || r.Rect.Dy() != h || min(w, h) != 8 {
 			t.Fatalf("resize of %v gave %v, want %dx%d", b, r.Rect, w, h)
 		}
-	})
+	}
 }
 
 // TestOrientYCbCrPlanes checks the plane-wise YCbCr transform against
