@@ -56,11 +56,12 @@ model-check: model
 
 # shop indexes an example shop catalogue: one catalogue photo per product of
 # GroceryStore's 40 test classes (splits/iconic_query.tsv), named from
-# dataset/classes.csv, into ./shop; then `bin/prodsearch serve --store shop`
+# dataset/classes.csv, into ./shop (described as the model's recipe for
+# one-image catalogues says: --shape one); then `bin/prodsearch serve --store shop`
 # and search it from the page with the test photos (splits/query.tsv).
 shop: setup
 	awk -F, 'NR > 1 { name = $$1; gsub(/-/, " ", name); print $$2 "\t" name }' $(CLASSES) > bin/grocery-names.tsv
-	$(BIN) index add --store shop --ids name --names bin/grocery-names.tsv $(DATA)/iconic_query.tsv
+	$(BIN) index add --store shop --shape one --ids name --names bin/grocery-names.tsv $(DATA)/iconic_query.tsv
 	@echo "serve it: $(BIN) serve --store shop   (then open http://127.0.0.1:8080/)"
 
 bench: setup
