@@ -97,28 +97,10 @@ func TestInferEvalRealBackbone(t *testing.T) {
 	testenv.Models(t)
 	splits := testenv.GroceryStore(t)
 	dir := t.TempDir()
-	ref, err := os.ReadFile(filepath.Join(splits, "reference.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Three classes: first two photos of each as queries, next four as references.
-	var q, r strings.Builder
-	seen := map[string]int{}
-	for _, line := range strings.Split(string(ref), "\n") {
-		path, label, ok := strings.Cut(line, "\t")
-		if !ok || (seen[label] == 0 && len(seen) == 3) || seen[label] >= 6 {
-			continue
-		}
-		abs := filepath.Join(splits, path)
-		if seen[label] < 2 {
-			q.WriteString(abs + "\t" + label + "\n")
-		} else {
-			r.WriteString(abs + "\t" + label + "\n")
-		}
-		seen[label]++
-	}
-	write(t, filepath.Join(dir, "q.tsv"), q.String())
-	write(t, filepath.Join(dir, "r.tsv"), r.String())
+	q, r := smallTask(t, splits, 3, 2, 4)
+	write(t, filepath.Join(dir, "q.tsv"), q)
+	write(t, filepath.Join(dir, "r.tsv"), r)
 	cache := "--cache=" + filepath.Join(dir, "cache")
 	_, stderr, err := runCLI(t, "infer", "--queries", filepath.Join(dir, "q.tsv"), "--references", filepath.Join(dir, "r.tsv"), "--out", filepath.Join(dir, "rank.json"), "--format", "json", cache)
 	if err != nil {
@@ -150,8 +132,8 @@ func TestInferEvalRealBackbone(t *testing.T) {
 	// Hackathon layout: flat folders, ID = file name without extension; a
 	// corrupt file is reported and skipped, and --strict makes it fatal.
 	flatQ, flatR := filepath.Join(dir, "test_data", "query"), filepath.Join(dir, "test_data", "reference")
-	copyFirst(t, q.String(), flatQ, 2)
-	copyFirst(t, r.String(), flatR, 6)
+	copyFirst(t, q, flatQ, 2)
+	copyFirst(t, r, flatR, 6)
 	write(t, filepath.Join(flatR, "broken.jpg"), "\xff\xd8\xff\xe0 not really")
 	_, stderr, err = runCLI(t, "infer", "--queries", flatQ, "--references", flatR, "--out", filepath.Join(dir, "flat.tsv"), cache)
 	if err != nil || !strings.Contains(stderr, "1 image(s) could not be described") || !strings.Contains(stderr, "broken.jpg") {
@@ -164,6 +146,32 @@ func TestInferEvalRealBackbone(t *testing.T) {
 	if _, _, err := runCLI(t, "infer", "--queries", flatQ, "--references", flatR, "--out", filepath.Join(dir, "flat.tsv"), "--strict", cache); err == nil {
 		t.Fatal("--strict accepted a corrupt file")
 	}
+}
+
+// smallTask takes the first classes of GroceryStore's reference.tsv: the
+// first nq photos of each as queries, the next nr as references, as
+// manifest texts with absolute paths.
+func smallTask(t *testing.T, splits string, classes, nq, nr int) (q, r string) {
+	t.Helper()
+	ref, err := os.ReadFile(filepath.Join(splits, "reference.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qb, rb strings.Builder
+	seen := map[string]int{}
+	for _, line := range strings.Split(string(ref), "\n") {
+		path, label, ok := strings.Cut(line, "\t")
+		if !ok || (seen[label] == 0 && len(seen) == classes) || seen[label] >= nq+nr {
+			continue
+		}
+		w := &rb
+		if seen[label] < nq {
+			w = &qb
+		}
+		w.WriteString(filepath.Join(splits, path) + "\t" + label + "\n")
+		seen[label]++
+	}
+	return qb.String(), rb.String()
 }
 
 // copyFirst copies the first n images of a manifest text into a flat folder.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,28 +19,11 @@ func TestRefCropOneImageCatalogue(t *testing.T) {
 	testenv.Models(t)
 	splits := testenv.GroceryStore(t)
 	dir := t.TempDir()
-	ref, err := os.ReadFile(filepath.Join(splits, "reference.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Three classes: two photos of each as queries, the next one as the
 	// class's only reference.
-	var q, r strings.Builder
-	seen := map[string]int{}
-	for _, line := range strings.Split(string(ref), "\n") {
-		path, label, ok := strings.Cut(line, "\t")
-		if !ok || (seen[label] == 0 && len(seen) == 3) || seen[label] >= 3 {
-			continue
-		}
-		w := &q
-		if seen[label] == 2 {
-			w = &r
-		}
-		w.WriteString(filepath.Join(splits, path) + "\t" + label + "\n")
-		seen[label]++
-	}
-	write(t, filepath.Join(dir, "q.tsv"), q.String())
-	write(t, filepath.Join(dir, "r.tsv"), r.String())
+	q, r := smallTask(t, splits, 3, 2, 1)
+	write(t, filepath.Join(dir, "q.tsv"), q)
+	write(t, filepath.Join(dir, "r.tsv"), r)
 	b, err := bundle.Default("coral_mnv1")
 	if err != nil {
 		t.Fatal(err)
