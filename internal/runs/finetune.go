@@ -170,16 +170,7 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 		})
 	}
 	_, _, err = train.FineTune(ctx, cfg, tail, p0, trSrc, trY, onEpoch)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return nil, err
-	}
-	cps, lerr := List(opt.Dir, opt.Run)
-	if lerr != nil {
-		return nil, lerr
-	}
-	sum.Best, _ = Best(cps)
-	sum.Wall = time.Since(start)
-	return sum, err
+	return finish(sum, opt, start, err)
 }
 
 // fineTunedBundle is the checkpoint of one epoch: the base recipe with GeM

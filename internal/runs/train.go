@@ -204,9 +204,15 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		_, err = train.FitHead(ctx, spec.Config, whiten, trX, trY, func(e train.Epoch) error {
 			return saveEpoch(e.N, e.Loss, e.Heads, e.Elapsed)
 		})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, err
-		}
+	}
+	return finish(sum, opt, start, err)
+}
+
+// finish completes a run's summary with its best checkpoint and wall time.
+// A cancelled run still reports what it saved, with the cancellation.
+func finish(sum *Summary, opt TrainOptions, start time.Time, err error) (*Summary, error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
 	}
 	cps, lerr := List(opt.Dir, opt.Run)
 	if lerr != nil {
