@@ -224,6 +224,23 @@ func TestTrainRetentionAndEarlyStop(t *testing.T) {
 	if err != nil || len(b.Heads) != 1 {
 		t.Fatalf("best checkpoint: %v, %d head stages", err, len(b.Heads))
 	}
+	// Resuming a finished run keeps its checkpoints: pruning once deleted
+	// the later ones as the re-run passed its first epochs, and the
+	// resumed run then had no last (or best) checkpoint.
+	spec.Keep = Retention{}
+	first, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "r2", Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := List(runsDir, "r2")
+	again, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "r2", Log: &log, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := List(runsDir, "r2")
+	if again.Best.Name != first.Best.Name || len(after) != len(before) || len(before) != 2 {
+		t.Fatalf("resume: best %q (was %q), %d checkpoints (were %d)", again.Best.Name, first.Best.Name, len(after), len(before))
+	}
 }
 
 func TestTrainCancelKeepsFinishedCheckpoints(t *testing.T) {

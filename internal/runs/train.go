@@ -264,7 +264,9 @@ func (b *epochBook) record(m Metrics, extra string, save func(dir string) error)
 	// Logged once saved, so a printed epoch is a durable checkpoint
 	// whatever happens to the process next.
 	b.logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f%s  (%s%s)\n", n, m.Loss, m.ValMAP, m.ValR1, extra, m.Elapsed.Round(time.Millisecond), left)
-	if err := prune(b.runDir, func(e int) bool { return b.spec.Keep.keeps(e, b.bestEpoch, n) }); err != nil {
+	// Epochs after n are a resumed run's later checkpoints: they stay
+	// until the run reaches them and can judge them.
+	if err := prune(b.runDir, func(e int) bool { return e > n || b.spec.Keep.keeps(e, b.bestEpoch, n) }); err != nil {
 		return err
 	}
 	if p := b.spec.Patience; p > 0 && n-b.bestEpoch >= p {
