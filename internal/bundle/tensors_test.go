@@ -209,3 +209,18 @@ func specJSON(t *testing.T) string {
 	}
 	return string(data)
 }
+
+// BenchmarkLoadShipped times reading the shipped model (recipe, member files
+// and float16 weights, every checksum): what `serve` spends on the model
+// before its ONNX Runtime sessions.
+func BenchmarkLoadShipped(b *testing.B) {
+	p := filepath.Join("..", "..", filepath.FromSlash(ShippedPath))
+	if _, err := os.Stat(p); err != nil {
+		b.Skip("no shipped model:", err)
+	}
+	for b.Loop() {
+		if _, err := Load(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
