@@ -126,10 +126,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{Chosen: map[string]describe.Settings{}, Runs: map[string]*runs.Summary{}}
 	items, _ := runs.UsableItems(cfg.Data)
-	labels := make([]string, len(items))
-	for i, it := range items {
-		labels[i] = it.Label
-	}
+	known := dataset.LabelSet(items)
 	val := runs.HeldOutClasses(cfg.Data, cfg.ValFrac, cfg.Train.Seed)
 	if len(val) < 2 {
 		return nil, fmt.Errorf("recipe: %d validation class(es): need at least two (more classes or a larger --val-frac)", len(val))
@@ -142,10 +139,6 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	if cfg.Catalogue != nil {
-		known := map[string]bool{}
-		for _, l := range labels {
-			known[l] = true
-		}
 		for _, it := range cfg.Catalogue.Items {
 			switch {
 			case val[it.Label]:
@@ -157,7 +150,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Tasks = Tasks(valPhotos, valCat)
 	c := &builder{cfg: cfg, res: res}
-	c.logf("validation: %d photos and %d catalogue images of %d classes held out of %d; tasks:\n", len(valPhotos), len(valCat), len(val), len(dataset.LabelSet(items)))
+	c.logf("validation: %d photos and %d catalogue images of %d classes held out of %d; tasks:\n", len(valPhotos), len(valCat), len(val), len(known))
 	for _, t := range res.Tasks {
 		c.logf("  %-22s %-4s %5d queries, %5d references\n", t.Name, t.Shape, len(t.Qs), len(t.Rs))
 	}
