@@ -166,39 +166,54 @@ func (e *Engine) DescribeFiles(ctx context.Context, paths []string, opt describe
 	if err != nil {
 		return nil, nil, st, err
 	}
-	for i, v := range vecs {
-		if v != nil {
-			vecs[i] = e.b.Heads.Apply(v)
-		}
-	}
-	return vecs, fails, st, nil
+	vecs, err = applyHeads(e.b.Heads, vecs)
+	return vecs, fails, st, err
 }
 
+// applyHeads maps the non-nil descriptors through hs in one batch (a matrix
+// product per head instead of one per image: half the time on a test set).
+func applyHeads(hs describe.Heads, vecs [][]float32) ([][]float32, error) {
+	var rows [][]float32
+	for _, v := range vecs {
+		if v != nil {
+			rows = append(rows, v)
+		}
+	}
+	mapped := hs.ApplyBatch(rows)
+	if len(mapped) != len(rows) {
+		return nil, fmt.Errorf("bundle: descriptors do not fit the heads (%d values, heads take %d)", len(rows[0]), hs[0].In)
+	}
+	out := make([][]float32, len(vecs))
+	for i, v := range vecs {
+		if v != nil {
+			out[i], mapped = mapped[0], mapped[1:]
+		}
+	}
+	return out, nil
+}
+
+// describeFilesEnsemble reads and decodes each file once for all members
+// (describe.DescribeFilesWith) and joins the members' headed descriptors.
 func (e *Engine) describeFilesEnsemble(ctx context.Context, paths []string, opt describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error) {
-	var total describe.Stats
-	parts := make([][][]float32, len(e.members))
-	failed := map[string]describe.Failure{}
+	ds := make([]*describe.Describer, len(e.members))
 	for i, m := range e.members {
-		vecs, fails, st, err := m.DescribeFiles(ctx, paths, opt)
-		total.Timing.Add(st.Timing)
-		total.Read += st.Read
-		total.Decode += st.Decode
-		total.Wall += st.Wall
-		total.Described = max(total.Described, st.Described)
-		if err != nil {
-			return nil, nil, total, err
+		if m.desc == nil {
+			return nil, nil, describe.Stats{}, fmt.Errorf("bundle: ensemble member %d is itself an ensemble", i)
 		}
-		for _, f := range fails {
-			failed[f.Path] = f
+		ds[i] = m.desc
+	}
+	parts, fails, st, err := describe.DescribeFilesWith(ctx, ds, paths, opt)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	for i, m := range e.members {
+		if parts[i], err = applyHeads(m.b.Heads, parts[i]); err != nil {
+			return nil, nil, st, err
 		}
-		parts[i] = vecs
 	}
 	out := make([][]float32, len(paths))
-	var fails []describe.Failure
-	for j, p := range paths {
-		if f, ok := failed[p]; ok {
-			fails = append(fails, f)
-			delete(failed, p)
+	for j := range paths {
+		if parts[0][j] == nil {
 			continue
 		}
 		row := make([][]float32, len(parts))
@@ -207,8 +222,7 @@ func (e *Engine) describeFilesEnsemble(ctx context.Context, paths []string, opt 
 		}
 		out[j] = e.concat(row)
 	}
-	total.Cached = len(paths) - len(fails) - total.Described
-	return out, fails, total, nil
+	return out, fails, st, nil
 }
 
 // Close releases the backbone sessions.

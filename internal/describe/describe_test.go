@@ -181,6 +181,62 @@ func TestDescribeFilesOrderFailuresAndCache(t *testing.T) {
 	}
 }
 
+// Several describers at once give what each gives alone, decode every file
+// once, and fail a bad file for all of them.
+func TestDescribeFilesWithSharesDecode(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, c := range []color.RGBA{{200, 10, 10, 255}, {10, 200, 10, 255}, {10, 10, 200, 255}} {
+		p := filepath.Join(dir, string(rune('a'+i))+".png")
+		writePNG(t, p, c, 50, 30+i*5)
+		paths = append(paths, p)
+	}
+	broken := filepath.Join(dir, "broken.png")
+	if err := os.WriteFile(broken, []byte("\x89PNG truncated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths = append(paths, broken)
+	r1, r2 := &fakeRunner{}, &fakeRunner{}
+	d1, err := New(r1, Settings{Scales: []int{16}, Pool: PoolGAP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := New(r2, Settings{Scales: []int{24, 32}, Flip: true, Pool: PoolGAP, Crop: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	both, fails, st, err := DescribeFilesWith(ctx, []*Describer{d1, d2}, paths, FileOptions{Batch: 2, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fails) != 1 || fails[0].Path != broken || both[0][3] != nil || both[1][3] != nil {
+		t.Fatalf("the broken file must fail for both describers: %v", fails)
+	}
+	if st.Described != 3 {
+		t.Fatalf("described %d images, want 3", st.Described)
+	}
+	for k, d := range []*Describer{d1, d2} {
+		alone, _, _, err := d.DescribeFiles(ctx, paths, FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if len(alone[i]) == 0 || len(alone[i]) != len(both[k][i]) {
+				t.Fatalf("describer %d, file %d: %d values together, %d alone", k, i, len(both[k][i]), len(alone[i]))
+			}
+			for j := range alone[i] {
+				if alone[i][j] != both[k][i][j] {
+					t.Fatalf("describer %d, file %d differs together and alone", k, i)
+				}
+			}
+		}
+	}
+	if _, _, _, err := DescribeFilesWith(ctx, nil, paths, FileOptions{}); err == nil {
+		t.Fatal("no describers accepted")
+	}
+}
+
 func TestSettingsValidateAndKey(t *testing.T) {
 	spec := (&fakeRunner{}).Spec()
 	for _, s := range []Settings{

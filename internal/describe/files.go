@@ -67,21 +67,40 @@ type chunk struct {
 // error returns an error. Files of the next batch are read and decoded on
 // Workers goroutines while the backbone runs on the current one.
 func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileOptions) ([][]float32, []Failure, Stats, error) {
-	perView, fails, st, err := d.DescribeFileViews(ctx, paths, d.Views(), opt)
+	out, fails, st, err := DescribeFilesWith(ctx, []*Describer{d}, paths, opt)
 	if err != nil {
 		return nil, nil, st, err
 	}
-	out := make([][]float32, len(paths))
-	for i, vs := range perView {
-		if vs == nil {
-			continue
+	return out[0], fails, st, nil
+}
+
+// DescribeFilesWith is DescribeFiles for several describers at once (an
+// ensemble's members): each file is read, hashed and decoded once, however
+// many describers need it. out[k][i] is ds[k]'s descriptor of paths[i]; a
+// file that fails, fails for all.
+func DescribeFilesWith(ctx context.Context, ds []*Describer, paths []string, opt FileOptions) ([][][]float32, []Failure, Stats, error) {
+	parts := make([]Part, len(ds))
+	for k, d := range ds {
+		parts[k] = Part{D: d, Views: d.Views()}
+	}
+	perView, fails, st, err := DescribeFileParts(ctx, paths, parts, opt)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	out := make([][][]float32, len(ds))
+	for k, d := range ds {
+		out[k] = make([][]float32, len(paths))
+		for i, vs := range perView[k] {
+			if vs == nil {
+				continue
+			}
+			acc := make([]float32, d.Dim())
+			for _, v := range vs {
+				addTo(acc, v)
+			}
+			vec.Normalize(acc)
+			out[k][i] = acc
 		}
-		acc := make([]float32, d.Dim())
-		for _, v := range vs {
-			addTo(acc, v)
-		}
-		vec.Normalize(acc)
-		out[i] = acc
 	}
 	return out, fails, st, nil
 }
@@ -90,6 +109,22 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 // each requested view (nil for a failed file). Training uses it to get
 // augmented views (other scales, mirror images) from the same cache.
 func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views []View, opt FileOptions) ([][][]float32, []Failure, Stats, error) {
+	out, fails, st, err := DescribeFileParts(ctx, paths, []Part{{D: d, Views: views}}, opt)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	return out[0], fails, st, nil
+}
+
+// Part is one describer and the views wanted from it (DescribeFileParts).
+type Part struct {
+	D     *Describer
+	Views []View
+}
+
+// DescribeFileParts returns out[k][i][v]: the normalised descriptor of view
+// parts[k].Views[v] of paths[i] by parts[k].D (nil for a failed file).
+func DescribeFileParts(ctx context.Context, paths []string, parts []Part, opt FileOptions) ([][][][]float32, []Failure, Stats, error) {
 	start := time.Now()
 	var st Stats
 	if opt.Limits == (imageio.Limits{}) {
@@ -101,12 +136,20 @@ func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
 	}
-	if len(views) == 0 {
-		return nil, nil, st, fmt.Errorf("describe: no views requested")
+	if len(parts) == 0 {
+		return nil, nil, st, fmt.Errorf("describe: no describers given")
 	}
-	keys := make([]string, len(views))
-	for v := range views {
-		keys[v] = d.ViewKey(views[v])
+	// keys is every part's view keys end to end; part k's start at offs[k].
+	var keys []string
+	offs := make([]int, len(parts))
+	for k, p := range parts {
+		if len(p.Views) == 0 {
+			return nil, nil, st, fmt.Errorf("describe: no views requested")
+		}
+		offs[k] = len(keys)
+		for _, vw := range p.Views {
+			keys = append(keys, p.D.ViewKey(vw))
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -114,7 +157,7 @@ func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views
 	go func() {
 		defer close(chunks)
 		for lo := 0; lo < len(paths); lo += opt.Batch {
-			ch := d.load(paths[lo:min(lo+opt.Batch, len(paths))], keys, opt)
+			ch := load(paths[lo:min(lo+opt.Batch, len(paths))], keys, opt)
 			ch.lo = lo
 			select {
 			case chunks <- ch:
@@ -127,7 +170,10 @@ func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views
 		}
 	}()
 
-	out := make([][][]float32, len(paths))
+	out := make([][][][]float32, len(parts))
+	for k := range out {
+		out[k] = make([][][]float32, len(paths))
+	}
 	var fails []Failure
 	done := 0
 	for ch := range chunks {
@@ -139,24 +185,33 @@ func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views
 		}
 		st.Read += ch.read
 		st.Decode += ch.decode
-		n, err := d.fillMissingViews(ctx, &ch, views, keys, opt.Cache, &st)
-		if err != nil {
-			return nil, nil, st, err
+		needed := make([]bool, len(ch.hashes))
+		for k, p := range parts {
+			if err := p.D.fillMissingViews(ctx, &ch, offs[k], p.Views, keys, opt.Cache, &st, needed); err != nil {
+				return nil, nil, st, err
+			}
 		}
-		st.Described += n
+		for _, n := range needed {
+			if n {
+				st.Described++
+			}
+		}
 		for i := range ch.hashes {
 			if ch.errs[i] != nil {
 				fails = append(fails, Failure{Path: paths[ch.lo+i], Err: ch.errs[i]})
 				continue
 			}
-			vs := make([][]float32, len(views))
-			for v := range views {
-				if len(ch.views[v][i]) != d.Dim() {
-					return nil, nil, st, fmt.Errorf("describe: cached descriptor of %s has %d values, want %d", paths[ch.lo+i], len(ch.views[v][i]), d.Dim())
+			for k, p := range parts {
+				vs := make([][]float32, len(p.Views))
+				for v := range p.Views {
+					got := ch.views[offs[k]+v][i]
+					if len(got) != p.D.Dim() {
+						return nil, nil, st, fmt.Errorf("describe: cached descriptor of %s has %d values, want %d", paths[ch.lo+i], len(got), p.D.Dim())
+					}
+					vs[v] = got
 				}
-				vs[v] = ch.views[v][i]
+				out[k][ch.lo+i] = vs
 			}
-			out[ch.lo+i] = vs
 		}
 		done += len(ch.hashes)
 		if opt.Progress != nil {
@@ -172,10 +227,9 @@ func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views
 }
 
 // fillMissingViews runs the backbone, one scale at a time, on the images of a
-// chunk that miss a view of that scale, and caches what it computed. It
-// returns how many images needed the network.
-func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []View, keys []string, c Store, st *Stats) (int, error) {
-	needed := map[int]bool{}
+// chunk that miss one of views (whose descriptors and keys start at off in
+// the chunk's), caches what it computed and marks those images in needed.
+func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, off int, views []View, keys []string, c Store, st *Stats, needed []bool) error {
 	scales, flip := []int{}, map[int]bool{}
 	for _, vw := range views {
 		if !slices.Contains(scales, vw.Scale) {
@@ -190,7 +244,7 @@ func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []Vie
 				continue
 			}
 			for v, vw := range views {
-				if vw.Scale == s && ch.views[v][i] == nil {
+				if vw.Scale == s && ch.views[off+v][i] == nil {
 					idx = append(idx, i)
 					break
 				}
@@ -208,7 +262,7 @@ func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []Vie
 		plain, mirrored, tm, err := d.DescribeScale(ctx, imgs, s, flip[s])
 		st.Timing.Add(tm)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		for v, vw := range views {
 			if vw.Scale != s {
@@ -219,21 +273,21 @@ func (d *Describer) fillMissingViews(ctx context.Context, ch *chunk, views []Vie
 				got = mirrored
 			}
 			for j, i := range idx {
-				ch.views[v][i] = got[j]
+				ch.views[off+v][i] = got[j]
 			}
 			if c != nil {
-				if err := c.Put(keys[v], hs, got); err != nil {
-					return 0, fmt.Errorf("describe: caching: %w", err)
+				if err := c.Put(keys[off+v], hs, got); err != nil {
+					return fmt.Errorf("describe: caching: %w", err)
 				}
 			}
 		}
 	}
-	return len(needed), nil
+	return nil
 }
 
 // load reads and hashes a batch of files, looks every view up in the cache,
 // and decodes the images that miss one.
-func (d *Describer) load(paths []string, keys []string, opt FileOptions) chunk {
+func load(paths []string, keys []string, opt FileOptions) chunk {
 	n := len(paths)
 	ch := chunk{hashes: make([]string, n), imgs: make([]image.Image, n), errs: make([]error, n), views: make([][][]float32, len(keys))}
 	data := make([][]byte, n)
