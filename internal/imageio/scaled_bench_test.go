@@ -19,7 +19,7 @@ func BenchmarkDecode12MP(b *testing.B) {
 			}
 		}
 	})
-	for _, m := range []int{375, 750, 3024} {
+	for _, m := range []int{375, 750, 1500, 3024} {
 		b.Run(fmt.Sprintf("at-least-%d", m), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := DecodeAtLeast(jpg, DefaultLimits(), m); err != nil {

@@ -21,6 +21,8 @@ func TestJPEGScale(t *testing.T) {
 		{801, 601, 76, 1},    // ceil(601/8) = 76
 		{801, 601, 77, 2},
 		{100, 100, 1, 1},
+		{4032, 3024, 1125, 4}, // 3/8 would do, but only powers of two are used
+		{4032, 3024, 1513, 8},
 	} {
 		got := jpegScale(c.w, c.h, c.min)
 		if got != c.want {
