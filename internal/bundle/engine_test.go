@@ -18,14 +18,8 @@ import (
 // when several requests run at once.
 func TestEnsembleEngineOneImageMatchesFiles(t *testing.T) {
 	dir, lib := testenv.Models(t)
-	a, err := Default("coral_mnv1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Default("mnv2_int8")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := Default("coral_mnv1")
+	b, _ := Default("mnv2_int8")
 	b.Describe.Crop = 0.8
 	ens := Bundle{Version: FormatVersion, Name: "ens", Members: []Member{{Bundle: a, Weight: 1}, {Bundle: b, Weight: 0.5}}}
 	eng, err := Open(ens, Options{ModelDir: dir, Library: lib, Threads: 1})
