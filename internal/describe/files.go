@@ -79,11 +79,11 @@ func (d *Describer) DescribeFiles(ctx context.Context, paths []string, opt FileO
 // many describers need it. out[k][i] is ds[k]'s descriptor of paths[i]; a
 // file that fails, fails for all.
 func DescribeFilesWith(ctx context.Context, ds []*Describer, paths []string, opt FileOptions) ([][][]float32, []Failure, Stats, error) {
-	parts := make([]Part, len(ds))
+	parts := make([]part, len(ds))
 	for k, d := range ds {
-		parts[k] = Part{D: d, Views: d.Views()}
+		parts[k] = part{D: d, Views: d.Views()}
 	}
-	perView, fails, st, err := DescribeFileParts(ctx, paths, parts, opt)
+	perView, fails, st, err := describeFileParts(ctx, paths, parts, opt)
 	if err != nil {
 		return nil, nil, st, err
 	}
@@ -109,22 +109,22 @@ func DescribeFilesWith(ctx context.Context, ds []*Describer, paths []string, opt
 // each requested view (nil for a failed file). Training uses it to get
 // augmented views (other scales, mirror images) from the same cache.
 func (d *Describer) DescribeFileViews(ctx context.Context, paths []string, views []View, opt FileOptions) ([][][]float32, []Failure, Stats, error) {
-	out, fails, st, err := DescribeFileParts(ctx, paths, []Part{{D: d, Views: views}}, opt)
+	out, fails, st, err := describeFileParts(ctx, paths, []part{{D: d, Views: views}}, opt)
 	if err != nil {
 		return nil, nil, st, err
 	}
 	return out[0], fails, st, nil
 }
 
-// Part is one describer and the views wanted from it (DescribeFileParts).
-type Part struct {
+// part is one describer and the views wanted from it (describeFileParts).
+type part struct {
 	D     *Describer
 	Views []View
 }
 
-// DescribeFileParts returns out[k][i][v]: the normalised descriptor of view
+// describeFileParts returns out[k][i][v]: the normalised descriptor of view
 // parts[k].Views[v] of paths[i] by parts[k].D (nil for a failed file).
-func DescribeFileParts(ctx context.Context, paths []string, parts []Part, opt FileOptions) ([][][][]float32, []Failure, Stats, error) {
+func describeFileParts(ctx context.Context, paths []string, parts []part, opt FileOptions) ([][][][]float32, []Failure, Stats, error) {
 	start := time.Now()
 	var st Stats
 	if opt.Limits == (imageio.Limits{}) {
