@@ -35,6 +35,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shortSide := fs.Int("short-side", 224, "short side (pixels) the describe settings are tried at")
 	half := fs.Bool("half", true, "store the members' weights as float16 (half the size; cosine to float32 about 0.9999)")
 	trainCat := fs.Bool("train-on-catalogue", false, "add the training classes' catalogue images to the training photos")
+	refit := fs.Bool("refit", false, "after every choice, train each member once more on all training classes (validation ones too) for its chosen epoch count, and ship those")
 	tf := addTrainFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -67,7 +68,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rc := recipe.Config{
 		Data: set, Train: cfg, ValFrac: tf.valFrac, Aug: tf.aug, Patience: tf.patience, Keep: tf.keep,
-		TrainOnCatalogue: *trainCat, Crops: cropList, Scale: *shortSide, Half: *half, Out: *out,
+		TrainOnCatalogue: *trainCat, Refit: *refit, Crops: cropList, Scale: *shortSide, Half: *half, Out: *out,
 		Engine:     ef.engineOptions(),
 		Provenance: bundle.Provenance{Command: "prodsearch " + strings.Join(os.Args[1:], " "), Data: *data, Catalogue: *catalogue},
 		Log:        stdout,

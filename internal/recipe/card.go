@@ -54,6 +54,14 @@ func writeCard(path string, r *Result) error {
 		s := r.Runs[name]
 		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %s | %.4f |\n", name, s.Frozen.ValMAP, s.Whitened.ValMAP, s.Best.Ref(), s.Best.Metrics.ValMAP)
 	}
+	if len(r.Refits) > 0 {
+		b.WriteString("\nThe model holds the refits: after every choice was made on the held-out classes, each member was trained once more on every training class (the validation ones too) for its best epoch count. The validation figures here are the held-out runs'; a refit has none of its own.\n\n| backbone | refit checkpoint | epochs |\n|---|---|---|\n")
+		for _, name := range sortedRunNames(r) {
+			if s, ok := r.Refits[name]; ok {
+				fmt.Fprintf(&b, "| %s | %s | %d |\n", name, s.Best.Ref(), s.Best.Metrics.Epoch)
+			}
+		}
+	}
 	b.WriteString("\n## Re-ranking per catalogue shape (ensemble, validation)\n\n| shape | task | recipe | mAP | R@1 | plain mAP | plain R@1 |\n|---|---|---|---|---|---|---|\n")
 	for _, rc := range r.Recipes {
 		name := recipeName(rc.Rerank)

@@ -57,6 +57,10 @@ type Config struct {
 	// training photos, teaching the head that a studio image and a phone
 	// photo of one product belong together.
 	TrainOnCatalogue bool
+	// Refit trains every member once more, on all training classes (the
+	// validation ones too) for the epochs its held-out run chose, after
+	// every choice has been made; the model then holds the refit heads.
+	Refit bool
 	// Crops are the centre crops tried per backbone (0 = whole image), at
 	// Scale with GAP; GeM (p=3) is then tried at the best crop.
 	Crops []float64
@@ -100,6 +104,7 @@ type Result struct {
 	Settings   []SettingsTrial
 	Chosen     map[string]describe.Settings
 	Runs       map[string]*runs.Summary
+	Refits     map[string]*runs.Summary // the final fits on every class (Config.Refit)
 	Weights    []float64
 	Recipes    []bundle.Recipe
 	ValClasses []string
@@ -124,7 +129,10 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
-	res := &Result{Chosen: map[string]describe.Settings{}, Runs: map[string]*runs.Summary{}}
+	if cfg.Refit && cfg.Train.FineTuneBlocks > 0 {
+		return nil, errors.New("recipe: a refit of fine-tuned members is not supported")
+	}
+	res := &Result{Chosen: map[string]describe.Settings{}, Runs: map[string]*runs.Summary{}, Refits: map[string]*runs.Summary{}}
 	items, _ := runs.UsableItems(cfg.Data)
 	known := dataset.LabelSet(items)
 	val := runs.HeldOutClasses(cfg.Data, cfg.ValFrac, cfg.Train.Seed)
@@ -170,7 +178,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var members []bundle.Bundle
 	for _, name := range cfg.Backbones {
-		mb, err := c.trainMember(ctx, name, trainSet)
+		mb, err := c.trainMember(ctx, name, trainSet, false)
 		if err != nil {
 			return nil, err
 		}
@@ -205,6 +213,13 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Recipes = recipes
 
+	if cfg.Refit {
+		for i, name := range cfg.Backbones {
+			if members[i], err = c.trainMember(ctx, name, trainSet, true); err != nil {
+				return nil, err
+			}
+		}
+	}
 	model, err := c.write(members, weights, recipes)
 	if err != nil {
 		return nil, err
@@ -316,7 +331,7 @@ func (c *builder) chooseSettings(ctx context.Context, name string) (describe.Set
 // trainMember trains the head of one backbone with its chosen settings and
 // returns its best checkpoint. A run left by an earlier build is resumed:
 // the recipe is seeded, so the same checkpoints come out.
-func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set) (bundle.Bundle, error) {
+func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set, refit bool) (bundle.Bundle, error) {
 	base, err := bundle.Default(name)
 	if err != nil {
 		return bundle.Bundle{}, err
@@ -332,19 +347,36 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 	}
 	defer eng.Close()
 	runsDir := filepath.Join(c.cfg.Out, "runs")
-	_, statErr := os.Stat(filepath.Join(runsDir, name, "run.json"))
+	run := name
 	spec := runs.TrainSpec{Data: c.cfg.Provenance.Data, Base: base, Config: c.cfg.Train, ValFrac: c.cfg.ValFrac, AugViews: views, Keep: c.cfg.Keep, Patience: c.cfg.Patience}
-	c.logf("training %s (%s):\n", name, settingsName(base.Describe))
+	if refit {
+		// The held-out run chose the epochs; the refit trains that many.
+		run = name + "-all"
+		spec.Refit, spec.Patience, spec.Keep = true, 0, runs.Retention{}
+		spec.Config.Epochs = c.res.Runs[name].Best.Metrics.Epoch
+		c.logf("refitting %s on every class for %d epoch(s):\n", name, spec.Config.Epochs)
+	} else {
+		c.logf("training %s (%s):\n", name, settingsName(base.Describe))
+	}
+	_, statErr := os.Stat(filepath.Join(runsDir, run, "run.json"))
 	trainRun := runs.Train
 	if c.cfg.Train.FineTuneBlocks > 0 {
 		trainRun = runs.FineTune
 	}
 	sum, err := trainRun(ctx, eng, set, spec, runs.TrainOptions{
-		Dir: runsDir, Run: name, Resume: statErr == nil, Files: c.cfg.Files, Log: c.cfg.Log, Progress: c.cfg.Progress,
+		Dir: runsDir, Run: run, Resume: statErr == nil, Files: c.cfg.Files, Log: c.cfg.Log, Progress: c.cfg.Progress,
 		Engine: c.cfg.Engine,
 	})
 	if err != nil {
 		return bundle.Bundle{}, fmt.Errorf("recipe: training %s: %w", name, err)
+	}
+	if sum.Best.Name == "" {
+		return bundle.Bundle{}, fmt.Errorf("recipe: run %s saved no checkpoint", run)
+	}
+	if refit {
+		c.res.Refits[name] = sum
+		c.logf("  %s: %s\n", name, sum.Best.Ref())
+		return bundle.Load(sum.Best.BundlePath())
 	}
 	c.res.Runs[name] = sum
 	got, err := runs.ValClasses(runsDir, name)
@@ -353,9 +385,6 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 	}
 	if !slices.Equal(slices.Sorted(maps.Keys(got)), c.res.ValClasses) {
 		return bundle.Bundle{}, fmt.Errorf("recipe: run %s held out other classes than the build (an unreadable image removed a class?)", name)
-	}
-	if sum.Best.Name == "" {
-		return bundle.Bundle{}, fmt.Errorf("recipe: run %s saved no checkpoint", name)
 	}
 	c.logf("  %s: best %s, val mAP %.4f (frozen %.4f)\n", name, sum.Best.Ref(), sum.Best.Metrics.ValMAP, sum.Frozen.ValMAP)
 	return bundle.Load(sum.Best.BundlePath())
@@ -546,6 +575,9 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 		name := c.cfg.Backbones[i]
 		mb.Name = filepath.Base(strings.TrimSuffix(name, ".json"))
 		mb.Notes = fmt.Sprintf("%s; best checkpoint of run %s, val mAP %.4f", mb.Notes, name, c.res.Runs[name].Best.Metrics.ValMAP)
+		if r, ok := c.res.Refits[name]; ok {
+			mb.Notes = fmt.Sprintf("%s; refit on every training class for that many epochs (%s)", mb.Notes, r.Best.Ref())
+		}
 		if c.cfg.Half {
 			mb.Tensors = &bundle.TensorFile{Half: true}
 		}

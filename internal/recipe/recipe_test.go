@@ -109,7 +109,7 @@ func TestBuildWritesOneModel(t *testing.T) {
 	var log bytes.Buffer
 	res, err := Build(context.Background(), Config{
 		Data: data, Catalogue: cat, Backbones: []string{"mnv2_int8", "coral_mnv2"},
-		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2,
+		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2, Refit: true,
 		Crops: []float64{0, 0.6}, Scale: 64, Half: true, Out: out,
 		Engine:     bundle.Options{ModelDir: models, Library: lib, Threads: 1},
 		Files:      describe.FileOptions{Batch: 8},
@@ -148,7 +148,7 @@ func TestBuildWritesOneModel(t *testing.T) {
 	if err != nil || h != p.DataSHA256 {
 		t.Fatalf("data hash %s vs %s (%v)", h, p.DataSHA256, err)
 	}
-	for _, name := range []string{"MODEL.md", "members/mnv2_int8.safetensors", "runs/coral_mnv2/run.json"} {
+	for _, name := range []string{"MODEL.md", "members/mnv2_int8.safetensors", "runs/coral_mnv2/run.json", "runs/coral_mnv2-all/run.json"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Error(err)
 		}
@@ -157,8 +157,15 @@ func TestBuildWritesOneModel(t *testing.T) {
 	if n := strings.Count(log.String(), "one-image catalogues, catalogue images at centre crop"); n != 2 {
 		t.Errorf("%d catalogue-side crops tried, want 2:\n%s", n, log.String())
 	}
+	// The model holds the refits, trained for the held-out runs' best epochs.
+	for i, name := range []string{"mnv2_int8", "coral_mnv2"} {
+		held, refit := res.Runs[name], res.Refits[name]
+		if refit == nil || refit.Best.Metrics.Epoch != held.Best.Metrics.Epoch || !strings.Contains(m.Members[i].Bundle.Notes, "refit") {
+			t.Errorf("%s: refit %+v after held-out best %s; notes %q", name, refit, held.Best.Ref(), m.Members[i].Bundle.Notes)
+		}
+	}
 	card, _ := os.ReadFile(filepath.Join(out, "MODEL.md"))
-	if !strings.Contains(string(card), "(chosen)") || !strings.Contains(string(card), "photo→catalogue") {
+	if !strings.Contains(string(card), "(chosen)") || !strings.Contains(string(card), "photo→catalogue") || !strings.Contains(string(card), "refit checkpoint") {
 		t.Errorf("model card:\n%s", card)
 	}
 	// The settings each member trained with are the ones chosen.

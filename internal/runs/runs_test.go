@@ -243,6 +243,52 @@ func TestTrainRetentionAndEarlyStop(t *testing.T) {
 	}
 }
 
+// A refit trains on every class (the held-out ones too) for exactly the
+// epochs asked, keeps the last epoch only, and differs from the held-out run.
+func TestTrainRefitUsesEveryClass(t *testing.T) {
+	tmp := t.TempDir()
+	set := writeClasses(t, filepath.Join(tmp, "data"), 8, 6)
+	d, _ := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
+	cfg := train.DefaultConfig()
+	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 3, 4
+	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
+	spec := TrainSpec{Data: "d", Base: base, Config: cfg, ValFrac: 0.25, Keep: Retention{All: true}, Patience: 1}
+	runsDir := filepath.Join(tmp, "runs")
+	var log bytes.Buffer
+	held, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "held", Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Refit = true
+	sum, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "all", Log: &log})
+	if err != nil {
+		t.Fatal(err, log.String())
+	}
+	if len(sum.Epochs) != 3 || sum.Best.Metrics.Epoch != 3 {
+		t.Fatalf("refit ran %d epochs, best %d; want 3 and the last", len(sum.Epochs), sum.Best.Metrics.Epoch)
+	}
+	if !strings.Contains(log.String(), "refit on 48 images of all 8 classes") {
+		t.Fatalf("refit did not train on every class:\n%s", log.String())
+	}
+	if val, err := ValClasses(runsDir, "all"); err != nil || len(val) != 0 {
+		t.Fatalf("refit held out %v (%v)", val, err)
+	}
+	if cps, err := List(runsDir, "all"); err != nil || len(cps) != 1 {
+		t.Fatalf("refit kept %d checkpoints (%v), want the last only", len(cps), err)
+	}
+	a, err := bundle.Load(held.Best.BundlePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Load(sum.Best.BundlePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID() == b.ID() {
+		t.Fatal("the refit heads equal the held-out run's")
+	}
+}
+
 func TestTrainCancelKeepsFinishedCheckpoints(t *testing.T) {
 	tmp := t.TempDir()
 	set := writeClasses(t, filepath.Join(tmp, "data"), 6, 5)

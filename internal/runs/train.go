@@ -32,6 +32,11 @@ type TrainSpec struct {
 	// after that many epochs without a better validation mAP (0 = never).
 	Keep     Retention `json:"keep"`
 	Patience int       `json:"patience,omitempty"`
+	// Refit trains on every class for exactly Config.Epochs epochs, with
+	// nothing held out, and keeps the last epoch: the final fit after a
+	// held-out run chose the epochs (and the rest of the recipe). It has no
+	// validation figures of its own.
+	Refit bool `json:"refit,omitempty"`
 }
 
 // Retention chooses the checkpoints a run keeps: always the best (highest
@@ -138,7 +143,12 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		labels = append(labels, items[i].Label)
 	}
 	trIdx, valIdx := train.HoldOutClasses(labels, spec.ValFrac, spec.Config.Seed)
-	if len(valIdx) == 0 || len(trIdx) == 0 {
+	if spec.Refit {
+		trIdx, valIdx = append(trIdx, valIdx...), nil
+		if countClasses(labels) < 2 {
+			return nil, errors.New("train: need at least two usable classes")
+		}
+	} else if len(valIdx) == 0 || len(trIdx) == 0 {
 		return nil, errors.New("train: need at least two usable classes to hold one out for validation")
 	}
 	var trX [][][]float32
@@ -161,12 +171,24 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 			fmt.Fprintf(opt.Log, format, a...)
 		}
 	}
-	logf("training on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
-		len(trX), countClasses(trY), len(valX), len(valClasses), len(views)-nBase+1)
-	if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = train.ValMAP(valX, valY); err != nil {
-		return nil, err
+	// valMAP scores heads on the held-out classes; a refit has none.
+	valMAP := func(heads describe.Heads) (float64, float64, error) {
+		if spec.Refit {
+			return 0, 0, nil
+		}
+		return train.ValMAP(heads.ApplyBatch(valX), valY)
 	}
-	logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
+	if spec.Refit {
+		logf("refit on %d images of all %d classes for %d epoch(s), nothing held out, %d view(s) per image\n",
+			len(trX), countClasses(trY), spec.Config.Epochs, len(views)-nBase+1)
+	} else {
+		logf("training on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
+			len(trX), countClasses(trY), len(valX), len(valClasses), len(views)-nBase+1)
+		if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = valMAP(nil); err != nil {
+			return nil, err
+		}
+		logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
+	}
 
 	base := make([][]float32, len(trX))
 	for i := range trX {
@@ -176,8 +198,8 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 	if err != nil {
 		return nil, err
 	}
-	if len(whiten) > 0 {
-		if sum.Whitened.ValMAP, sum.Whitened.ValR1, err = train.ValMAP(whiten.ApplyBatch(valX), valY); err != nil {
+	if len(whiten) > 0 && !spec.Refit {
+		if sum.Whitened.ValMAP, sum.Whitened.ValR1, err = valMAP(whiten); err != nil {
 			return nil, err
 		}
 		logf("%s whitening only: val mAP %.4f, R@1 %.3f\n", spec.Config.Whiten, sum.Whitened.ValMAP, sum.Whitened.ValR1)
@@ -185,7 +207,7 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: logf, bestEpoch: -1, bestMAP: -1}
 	saveEpoch := func(n int, loss float64, heads describe.Heads, elapsed time.Duration) error {
 		m := Metrics{Epoch: n, Loss: loss, Elapsed: elapsed, Time: time.Now().UTC()}
-		if m.ValMAP, m.ValR1, err = train.ValMAP(heads.ApplyBatch(valX), valY); err != nil {
+		if m.ValMAP, m.ValR1, err = valMAP(heads); err != nil {
 			return err
 		}
 		return book.record(m, "", func(dir string) error {
@@ -250,7 +272,7 @@ func (b *epochBook) record(m Metrics, extra string, save func(dir string) error)
 	if n > 0 && n < epochs {
 		left = fmt.Sprintf(", about %s left", (b.spent / time.Duration(n) * time.Duration(epochs-n)).Round(time.Second))
 	}
-	if m.ValMAP > b.bestMAP {
+	if m.ValMAP > b.bestMAP || b.spec.Refit {
 		b.bestEpoch, b.bestMAP = n, m.ValMAP
 	}
 	if !b.existing[n] {
@@ -263,10 +285,15 @@ func (b *epochBook) record(m Metrics, extra string, save func(dir string) error)
 	}
 	// Logged once saved, so a printed epoch is a durable checkpoint
 	// whatever happens to the process next.
-	b.logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f%s  (%s%s)\n", n, m.Loss, m.ValMAP, m.ValR1, extra, m.Elapsed.Round(time.Millisecond), left)
+	if b.spec.Refit {
+		b.logf("epoch %3d  loss %.4f%s  (%s%s)\n", n, m.Loss, extra, m.Elapsed.Round(time.Millisecond), left)
+	} else {
+		b.logf("epoch %3d  loss %.4f  val mAP %.4f  R@1 %.3f%s  (%s%s)\n", n, m.Loss, m.ValMAP, m.ValR1, extra, m.Elapsed.Round(time.Millisecond), left)
+	}
 	// Epochs after n are a resumed run's later checkpoints: they stay
 	// until the run reaches them and can judge them.
-	if err := prune(b.runDir, func(e int) bool { return e > n || b.spec.Keep.keeps(e, b.bestEpoch, n) }); err != nil {
+	// A refit keeps its last epoch only: nothing else can judge the others.
+	if err := prune(b.runDir, func(e int) bool { return e > n || (!b.spec.Refit && b.spec.Keep.keeps(e, b.bestEpoch, n)) || e == n }); err != nil {
 		return err
 	}
 	if p := b.spec.Patience; p > 0 && n-b.bestEpoch >= p {
