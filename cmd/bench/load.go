@@ -97,24 +97,31 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var all []loadResult
+	var rs []loadResult
 	if o.url != "" {
-		for _, c := range o.conc {
-			r, err := measureLoad(ctx, o.url, queries, c, o.n, o.k)
-			if err != nil {
-				return err
-			}
-			r.Refs = -1
-			r.print(stdout)
-			all = append(all, r)
-		}
-		return writeJSON(o.jsonOut, all)
+		rs, err = measureLevels(ctx, o, o.url, queries, -1, "", nil, stdout)
+	} else {
+		rs, err = inProcess(ctx, o, queries, stdout)
 	}
-	rs, err := inProcess(ctx, o, queries, stdout)
 	if err != nil {
 		return err
 	}
 	return writeJSON(o.jsonOut, rs)
+}
+
+// measureLevels measures the server at url at each -c concurrency level,
+// appending to out; refs and bundle label the results (refs -1: remote).
+func measureLevels(ctx context.Context, o loadOptions, url string, queries []loadQuery, refs int, bundle string, out []loadResult, stdout io.Writer) ([]loadResult, error) {
+	for _, c := range o.conc {
+		r, err := measureLoad(ctx, url, queries, c, o.n, o.k)
+		if err != nil {
+			return nil, err
+		}
+		r.Refs, r.Bundle = refs, bundle
+		r.print(stdout)
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 type loadQuery struct {
@@ -194,21 +201,13 @@ func inProcess(ctx context.Context, o loadOptions, queries []loadQuery, stdout i
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(sctx, ln) }()
-		url := "http://" + ln.Addr().String()
-		for _, c := range o.conc {
-			r, err := measureLoad(ctx, url, queries, c, o.n, o.k)
-			if err != nil {
-				cancel()
-				st.Close()
-				return nil, err
-			}
-			r.Refs, r.Bundle = st.Len(), d.BundleID()
-			r.print(stdout)
-			out = append(out, r)
-		}
+		out, err = measureLevels(ctx, o, "http://"+ln.Addr().String(), queries, st.Len(), d.BundleID(), out, stdout)
 		cancel()
 		<-done
-		if err := st.Close(); err != nil {
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

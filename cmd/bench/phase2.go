@@ -125,11 +125,7 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 	step("generate descriptors", t, math.NaN())
 
 	t = time.Now()
-	ids := make([]string, c.refs)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("ref%06d", i)
-	}
-	refs, err := index.NewFlatFrom(c.dim, ids, d.refs, index.WithThreads(c.threads), index.WithMemoryBudget(c.budgetMiB<<20))
+	refs, err := index.NewFlatFrom(c.dim, refIDs(c.refs), d.refs, index.WithThreads(c.threads), index.WithMemoryBudget(c.budgetMiB<<20))
 	if err != nil {
 		return err
 	}

@@ -185,10 +185,7 @@ func runScale(ctx context.Context, args []string, stdout io.Writer) error {
 	rep.GenS = time.Since(t0).Seconds()
 	logf("generated %d refs and %d queries of %d-d in %.1fs", o.n, o.nq, o.dim, rep.GenS)
 	qs := rows(queries, o.dim)
-	ids := make([]string, o.n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("r%07d", i)
-	}
+	ids := refIDs(o.n)
 
 	dir := o.tmp
 	if o.python != "" {
@@ -265,11 +262,13 @@ func runScale(ctx context.Context, args []string, stdout io.Writer) error {
 	logf("hnsw built in %.1fs, %.2f GB", rep.HNSW.BuildS, float64(rep.HNSW.MemBytes)/1e9)
 	exactMs := rep.Exact.OneThread.MsPerQuery
 	for _, ef := range o.efs {
-		p, err := sweepHNSW(ctx, hn, qs, gt10, o.k, ef)
+		hn.SetEfSearch(ef) // for SearchBatch
+		p, err := measureANN(ctx, ef, qs, gt10, exactMs,
+			func(q []float32) ([]index.Hit, error) { return hn.SearchEf(ctx, q, o.k, ef, nil) },
+			func() error { _, err := hn.SearchBatch(ctx, qs, o.k); return err })
 		if err != nil {
 			return err
 		}
-		p.SpeedupExact = exactMs / p.OneThread.MsPerQuery
 		rep.HNSW.Sweep = append(rep.HNSW.Sweep, p)
 		logf("hnsw %+v", p)
 	}
@@ -334,10 +333,7 @@ func runWeaviateOnly(ctx context.Context, o scaleOptions, s synth, rep *scaleRep
 	t0 := time.Now()
 	w := s.world(o.n)
 	qs := rows(w.views(o.nq, queryStream), o.dim)
-	ids := make([]string, o.n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("r%07d", i)
-	}
+	ids := refIDs(o.n)
 	src := func(lo, hi int) ([]float32, error) { return w.viewsAt(lo, hi-lo, refStream) }
 	gt := make([][]index.Hit, len(qs))
 	const chunk = 64 * viewChunk
@@ -438,16 +434,21 @@ func addProgress(ctx context.Context, h *index.HNSW, ids []string, vecs [][]floa
 	return nil
 }
 
-func sweepHNSW(ctx context.Context, h *index.HNSW, qs [][]float32, gt [][]index.Hit, k, ef int) (annPoint, error) {
+// measureANN measures an approximate index at one ef: each query alone,
+// for recall against gt and latency, then all of them at once with batch.
+// exactMs, when known, gives the speed-up over exact search.
+func measureANN(ctx context.Context, ef int, qs [][]float32, gt [][]index.Hit, exactMs float64, search func([]float32) ([]index.Hit, error), batch func() error) (annPoint, error) {
 	p := annPoint{Ef: ef}
-	got, one, err := searchEach(ctx, qs, func(q []float32) ([]index.Hit, error) { return h.SearchEf(ctx, q, k, ef, nil) })
+	got, one, err := searchEach(ctx, qs, search)
 	if err != nil {
 		return p, err
 	}
 	p.OneThread, p.Recall10 = one, index.Recall(got, gt)
-	h.SetEfSearch(ef)
+	if exactMs > 0 {
+		p.SpeedupExact = exactMs / one.MsPerQuery
+	}
 	t := time.Now()
-	if _, err := h.SearchBatch(ctx, qs, k); err != nil {
+	if err := batch(); err != nil {
 		return p, err
 	}
 	p.AllCoresBatch = batchTiming(len(qs), time.Since(t))
@@ -564,28 +565,22 @@ func benchWeaviate(ctx context.Context, o scaleOptions, ids []string, src func(l
 		if err := w.SetEfSearch(ctx, ef); err != nil {
 			return nil, err
 		}
-		p := annPoint{Ef: ef}
-		got, one, err := searchEach(ctx, qs, func(q []float32) ([]index.Hit, error) { return w.Search(ctx, q, o.k, nil) })
+		search := func(q []float32) ([]index.Hit, error) { return w.Search(ctx, q, o.k, nil) }
+		p, err := measureANN(ctx, ef, qs, gt, exactMs, search, func() error {
+			var firstErr atomic.Value
+			parallelFor(len(qs), o.weaviateClients, func(i int) {
+				if firstErr.Load() == nil {
+					if _, err := search(qs[i]); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}
+			})
+			err, _ := firstErr.Load().(error)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		p.OneThread, p.Recall10 = one, index.Recall(got, gt)
-		if exactMs > 0 {
-			p.SpeedupExact = exactMs / p.OneThread.MsPerQuery
-		}
-		var firstErr atomic.Value
-		t := time.Now()
-		parallelFor(len(qs), o.weaviateClients, func(i int) {
-			if firstErr.Load() == nil {
-				if _, err := w.Search(ctx, qs[i], o.k, nil); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		})
-		if e, ok := firstErr.Load().(error); ok {
-			return nil, e
-		}
-		p.AllCoresBatch = batchTiming(len(qs), time.Since(t))
 		r.Sweep = append(r.Sweep, p)
 		logf("weaviate %+v", p)
 	}
@@ -635,26 +630,14 @@ func printSweep(w io.Writer, s []annPoint) {
 	}
 }
 
+// faissOut is faiss_peer.py's report, in the fields of the Go side's.
 type faissOut struct {
 	Version string `json:"faiss_version"`
 	Flat    struct {
-		MemBytes       int64   `json:"mem_bytes"`
-		OneThread      timing  `json:"one_thread"`
-		OneThreadBatch timing  `json:"one_thread_batch"`
-		AllCores       timing  `json:"all_cores"`
-		AllCoresBatch  timing  `json:"all_cores_batch"`
-		Recall         float64 `json:"recall_vs_go_exact@100"`
+		exactReport
+		Recall float64 `json:"recall_vs_go_exact@100"`
 	} `json:"flat"`
-	HNSW struct {
-		BuildS   float64 `json:"build_s"`
-		MemBytes int64   `json:"mem_bytes"`
-		Sweep    []struct {
-			Ef            int     `json:"ef"`
-			Recall        float64 `json:"recall@10"`
-			OneThread     timing  `json:"one_thread"`
-			AllCoresBatch timing  `json:"all_cores_batch"`
-		} `json:"sweep"`
-	} `json:"hnsw"`
+	HNSW hnswReport `json:"hnsw"`
 }
 
 func printFaiss(w io.Writer, r *scaleReport) {
@@ -681,7 +664,7 @@ func printFaiss(w io.Writer, r *scaleReport) {
 			break
 		}
 		g := r.HNSW.Sweep[i]
-		fmt.Fprintf(w, "  %5d %10.4f %10.4f %12.3f %12.3f %10.2f %12.2f\n", p.Ef, g.Recall10, p.Recall, g.OneThread.MsPerQuery, p.OneThread.MsPerQuery,
+		fmt.Fprintf(w, "  %5d %10.4f %10.4f %12.3f %12.3f %10.2f %12.2f\n", p.Ef, g.Recall10, p.Recall10, g.OneThread.MsPerQuery, p.OneThread.MsPerQuery,
 			g.OneThread.MsPerQuery/p.OneThread.MsPerQuery, g.AllCoresBatch.MsPerQuery/p.AllCoresBatch.MsPerQuery)
 	}
 }

@@ -610,12 +610,10 @@ func printSpeedTable(w io.Writer, rows []speedRow) {
 func timeSearch(ctx context.Context, dim, refs, k int, qs [][]float32) (single, batch timing, err error) {
 	rng := rand.New(rand.NewPCG(uint64(dim), uint64(refs)))
 	vecs := make([]float32, 0, refs*dim)
-	ids := make([]string, refs)
-	for i := range refs {
+	for range refs {
 		vecs = append(vecs, vectest.Unit(rng, dim)...)
-		ids[i] = "ref" + strconv.Itoa(i)
 	}
-	f, err := index.NewFlatFrom(dim, ids, vecs)
+	f, err := index.NewFlatFrom(dim, refIDs(refs), vecs)
 	if err == nil {
 		_, err = f.Search(ctx, qs[0], k, nil) // warm-up
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/describe"
+	"prodsearch/internal/imageio/imagetest"
 	"prodsearch/internal/vec"
 )
 
@@ -66,14 +66,7 @@ func writeImages(t *testing.T, n int) []string {
 			}
 		}
 		p := filepath.Join(dir, strings.Repeat("a", i+1)+".png")
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := png.Encode(f, m); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		imagetest.WriteFile(t, p, imagetest.PNG(t, m))
 		paths = append(paths, p)
 	}
 	return paths

@@ -27,6 +27,15 @@ type synth struct {
 	seed          uint64
 }
 
+// refIDs names n synthetic references, in order.
+func refIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("r%07d", i)
+	}
+	return ids
+}
+
 func defaultSynth(dim int, seed uint64) synth {
 	return synth{dim: dim, latent: 64, productsPer: 250, viewsPer: 4,
 		productSpread: 0.7, viewSpread: 0.4, noise: 0.5, seed: seed}
