@@ -164,23 +164,8 @@ func TestResizeChromaSiting(t *testing.T) {
 	const pw, ph = 48, 40
 	ratios := []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
 		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410}
-	factors := func(r image.YCbCrSubsampleRatio) (int, int) {
-		switch r {
-		case image.YCbCrSubsampleRatio422:
-			return 2, 1
-		case image.YCbCrSubsampleRatio420:
-			return 2, 2
-		case image.YCbCrSubsampleRatio440:
-			return 1, 2
-		case image.YCbCrSubsampleRatio411:
-			return 4, 1
-		case image.YCbCrSubsampleRatio410:
-			return 4, 2
-		}
-		return 1, 1
-	}
 	for _, r := range ratios {
-		fx, fy := factors(r)
+		fx, fy := subsampleFactors(r)
 		parent := image.NewYCbCr(image.Rect(0, 0, pw, ph), r)
 		for i := range parent.Y {
 			parent.Y[i] = 128
