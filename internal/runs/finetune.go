@@ -45,18 +45,9 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 	default:
 		return nil, fmt.Errorf("fine-tuning learns a GeM exponent: start from pool=gap or gem, not %s", spec.Base.Describe.Pool)
 	}
-	if err := CheckName(opt.Run); err != nil {
-		return nil, err
-	}
-	runDir := filepath.Join(opt.Dir, opt.Run)
-	existing, err := prepareRunDir(runDir, &spec, opt.Resume)
+	runDir, existing, err := prepareRunDir(opt, &spec)
 	if err != nil {
 		return nil, err
-	}
-	logf := func(format string, a ...any) {
-		if opt.Log != nil {
-			fmt.Fprintf(opt.Log, format, a...)
-		}
 	}
 	d := eng.Describer()
 	if len(d.Views()) != 1 {
@@ -115,7 +106,7 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 		return nil, err
 	}
 	defer store.Close()
-	logf("trunk of %s up to %s: %d images x %d views, %.2f GB of float16 in %s (%s)\n", bspec.Name, cut, len(paths), len(views), float64(store.bytes)/1e9, cacheDir, time.Since(t0).Round(time.Second))
+	opt.logf("trunk of %s up to %s: %d images x %d views, %.2f GB of float16 in %s (%s)\n", bspec.Name, cut, len(paths), len(views), float64(store.bytes)/1e9, cacheDir, time.Since(t0).Round(time.Second))
 
 	trIdx, valIdx := train.HoldOutClasses(labels, spec.ValFrac, cfg.Seed)
 	if len(valIdx) == 0 || len(trIdx) == 0 {
@@ -146,14 +137,14 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 		}
 		return train.ValMAP(heads.ApplyBatch(x), valY)
 	}
-	logf("fine-tuning %d block(s) of %s (%d tensors from %s) on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
+	opt.logf("fine-tuning %d block(s) of %s (%d tensors from %s) on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
 		k, bspec.Name, len(tail.Params()), cut, len(trIdx), countClasses(trY), len(valIdx), len(valClasses), len(views))
 	if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = valMAP(p0, nil); err != nil {
 		return nil, err
 	}
-	logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
+	opt.logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
 
-	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: logf, bestEpoch: -1, bestMAP: -1}
+	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: opt.logf, bestEpoch: -1, bestMAP: -1}
 	onEpoch := func(e train.FineTuneEpoch) error {
 		m := Metrics{Epoch: e.N, Loss: e.Loss, Elapsed: e.Elapsed, Time: time.Now().UTC()}
 		if m.ValMAP, m.ValR1, err = valMAP(e.GeMP, e.Heads); err != nil {

@@ -96,11 +96,7 @@ type Summary struct {
 // writing only the epochs that are missing.
 func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, opt TrainOptions) (*Summary, error) {
 	start := time.Now()
-	if err := CheckName(opt.Run); err != nil {
-		return nil, err
-	}
-	runDir := filepath.Join(opt.Dir, opt.Run)
-	existing, err := prepareRunDir(runDir, &spec, opt.Resume)
+	runDir, existing, err := prepareRunDir(opt, &spec)
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +162,6 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 	if err := writeJSON(filepath.Join(runDir, "run.json"), spec); err != nil {
 		return nil, err
 	}
-	logf := func(format string, a ...any) {
-		if opt.Log != nil {
-			fmt.Fprintf(opt.Log, format, a...)
-		}
-	}
 	// valMAP scores heads on the held-out classes; a refit has none.
 	valMAP := func(heads describe.Heads) (float64, float64, error) {
 		if spec.Refit {
@@ -179,15 +170,15 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		return train.ValMAP(heads.ApplyBatch(valX), valY)
 	}
 	if spec.Refit {
-		logf("refit on %d images of all %d classes for %d epoch(s), nothing held out, %d view(s) per image\n",
+		opt.logf("refit on %d images of all %d classes for %d epoch(s), nothing held out, %d view(s) per image\n",
 			len(trX), countClasses(trY), spec.Config.Epochs, len(views)-nBase+1)
 	} else {
-		logf("training on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
+		opt.logf("training on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
 			len(trX), countClasses(trY), len(valX), len(valClasses), len(views)-nBase+1)
 		if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = valMAP(nil); err != nil {
 			return nil, err
 		}
-		logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
+		opt.logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
 	}
 
 	base := make([][]float32, len(trX))
@@ -202,9 +193,9 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		if sum.Whitened.ValMAP, sum.Whitened.ValR1, err = valMAP(whiten); err != nil {
 			return nil, err
 		}
-		logf("%s whitening only: val mAP %.4f, R@1 %.3f\n", spec.Config.Whiten, sum.Whitened.ValMAP, sum.Whitened.ValR1)
+		opt.logf("%s whitening only: val mAP %.4f, R@1 %.3f\n", spec.Config.Whiten, sum.Whitened.ValMAP, sum.Whitened.ValR1)
 	}
-	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: logf, bestEpoch: -1, bestMAP: -1}
+	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: opt.logf, bestEpoch: -1, bestMAP: -1}
 	saveEpoch := func(n int, loss float64, heads describe.Heads, elapsed time.Duration) error {
 		m := Metrics{Epoch: n, Loss: loss, Elapsed: elapsed, Time: time.Now().UTC()}
 		if m.ValMAP, m.ValR1, err = valMAP(heads); err != nil {
@@ -373,26 +364,38 @@ func UsableItems(set *dataset.Set) ([]dataset.Item, []string) {
 	return out, skipped
 }
 
-// prepareRunDir creates the run folder, or for --resume checks that the
-// recipe matches run.json and returns the epochs already saved.
-func prepareRunDir(runDir string, spec *TrainSpec, resume bool) (map[int]bool, error) {
-	existing := map[int]bool{}
+// logf writes a progress line to opt.Log, if there is one.
+func (opt TrainOptions) logf(format string, a ...any) {
+	if opt.Log != nil {
+		fmt.Fprintf(opt.Log, format, a...)
+	}
+}
+
+// prepareRunDir checks the run's name and creates its folder, or for
+// --resume checks that the recipe matches run.json and returns the epochs
+// already saved.
+func prepareRunDir(opt TrainOptions, spec *TrainSpec) (runDir string, existing map[int]bool, err error) {
+	if err := CheckName(opt.Run); err != nil {
+		return "", nil, err
+	}
+	runDir, resume := filepath.Join(opt.Dir, opt.Run), opt.Resume
+	existing = map[int]bool{}
 	data, err := os.ReadFile(filepath.Join(runDir, "run.json"))
 	switch {
 	case err == nil && !resume:
-		return nil, fmt.Errorf("run %s already exists: use --resume to continue it or choose another --run", runDir)
+		return "", nil, fmt.Errorf("run %s already exists: use --resume to continue it or choose another --run", runDir)
 	case err == nil:
 		var old TrainSpec
 		if err := json.Unmarshal(data, &old); err != nil {
-			return nil, fmt.Errorf("%s/run.json: %w", runDir, err)
+			return "", nil, fmt.Errorf("%s/run.json: %w", runDir, err)
 		}
 		if old.Data != spec.Data || old.Base.ID() != spec.Base.ID() || old.Config != spec.Config || old.ValFrac != spec.ValFrac {
-			return nil, fmt.Errorf("--resume: run %s was started with another recipe or data (see run.json); start a new --run", runDir)
+			return "", nil, fmt.Errorf("--resume: run %s was started with another recipe or data (see run.json); start a new --run", runDir)
 		}
 		spec.Started = old.Started
 		cps, err := List(filepath.Dir(runDir), filepath.Base(runDir))
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		for _, c := range cps {
 			existing[c.Metrics.Epoch] = true
@@ -401,16 +404,16 @@ func prepareRunDir(runDir string, spec *TrainSpec, resume bool) (map[int]bool, e
 		// A folder without run.json is a run interrupted before its
 		// recipe was recorded (while describing): resuming starts it over.
 		if _, serr := os.Stat(runDir); resume && serr != nil {
-			return nil, fmt.Errorf("--resume: run %s does not exist", runDir)
+			return "", nil, fmt.Errorf("--resume: run %s does not exist", runDir)
 		}
 		spec.Started = time.Now().UTC()
 	default:
-		return nil, err
+		return "", nil, err
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return existing, removeTemps(runDir)
+	return runDir, existing, removeTemps(runDir)
 }
 
 // removeTemps deletes the temporary files that a killed process left
