@@ -126,24 +126,33 @@ func checkFinite(v []float32) error {
 	return nil
 }
 
-// checkVec validates a vector against the index dimension.
-func (f *Flat) checkVec(v []float32) error {
-	if f.dim <= 0 {
-		return fmt.Errorf("%w: invalid dimension %d", ErrDim, f.dim)
+// checkVec validates a vector against an index of dimension dim.
+func checkVec(dim int, v []float32) error {
+	if dim <= 0 {
+		return fmt.Errorf("%w: invalid dimension %d", ErrDim, dim)
 	}
-	if len(v) != f.dim {
-		return fmt.Errorf("%w: got %d, want %d", ErrDim, len(v), f.dim)
+	if len(v) != dim {
+		return fmt.Errorf("%w: got %d, want %d", ErrDim, len(v), dim)
 	}
 	return checkFinite(v)
 }
 
-// Add appends a copy of vec under id.
-func (f *Flat) Add(id string, vec []float32) error {
+// checkEntry validates a reference about to be added to an index of
+// dimension dim: Flat and HNSW refuse the same input the same way.
+func checkEntry(dim int, id string, v []float32) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	if err := f.checkVec(vec); err != nil {
+	if err := checkVec(dim, v); err != nil {
 		return fmt.Errorf("index: add %q: %w", id, err)
+	}
+	return nil
+}
+
+// Add appends a copy of vec under id.
+func (f *Flat) Add(id string, vec []float32) error {
+	if err := checkEntry(f.dim, id, vec); err != nil {
+		return err
 	}
 	if _, dup := f.pos[id]; dup {
 		return fmt.Errorf("%w: %q", ErrDuplicateID, id)

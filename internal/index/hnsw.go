@@ -181,21 +181,11 @@ func (h *HNSW) Position(id string) (int, bool) {
 // Close releases nothing; it exists so HNSW satisfies Index.
 func (h *HNSW) Close() error { return nil }
 
-func (h *HNSW) checkVec(v []float32) error {
-	if len(v) != h.dim {
-		return fmt.Errorf("%w: got %d, want %d", ErrDim, len(v), h.dim)
-	}
-	return checkFinite(v)
-}
-
 // Add inserts one reference. Like Flat, it refuses an ID already present
 // (ErrDuplicateID); Remove it first to replace it.
 func (h *HNSW) Add(id string, vec []float32) error {
-	if err := checkID(id); err != nil {
+	if err := checkEntry(h.dim, id, vec); err != nil {
 		return err
-	}
-	if err := h.checkVec(vec); err != nil {
-		return fmt.Errorf("index: add %q: %w", id, err)
 	}
 	first, err := h.reserve([]string{id}, [][]float32{vec})
 	if err != nil {
@@ -217,11 +207,8 @@ func (h *HNSW) AddBatch(ctx context.Context, ids []string, vecs [][]float32) err
 		return fmt.Errorf("index: hnsw: %d ids for %d vectors", len(ids), len(vecs))
 	}
 	for i, v := range vecs {
-		if err := checkID(ids[i]); err != nil {
+		if err := checkEntry(h.dim, ids[i], v); err != nil {
 			return err
-		}
-		if err := h.checkVec(v); err != nil {
-			return fmt.Errorf("index: add %q: %w", ids[i], err)
 		}
 	}
 	if len(ids) == 0 {
@@ -658,7 +645,7 @@ func (h *HNSW) Search(ctx context.Context, q []float32, k int, filter func(i int
 
 // SearchEf is Search with an explicit beam width (ef <= 0: the default).
 func (h *HNSW) SearchEf(ctx context.Context, q []float32, k, ef int, filter func(i int) bool) ([]Hit, error) {
-	if err := h.checkVec(q); err != nil {
+	if err := checkVec(h.dim, q); err != nil {
 		return nil, fmt.Errorf("index: search: %w", err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -38,7 +38,7 @@ const (
 // positions for which it returns true are considered; it may be called
 // concurrently from several goroutines and must not modify the index.
 func (f *Flat) Search(ctx context.Context, q []float32, k int, filter func(i int) bool) ([]Hit, error) {
-	if err := f.checkVec(q); err != nil {
+	if err := checkVec(f.dim, q); err != nil {
 		return nil, fmt.Errorf("index: search: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -118,7 +118,7 @@ func (f *Flat) SearchBatch(ctx context.Context, qs [][]float32, k int) ([][]Hit,
 // error returned by fn stops the search and is returned.
 func (f *Flat) SearchBatchFunc(ctx context.Context, qs [][]float32, k int, fn func(qi int, hits []Hit) error) error {
 	for i, q := range qs {
-		if err := f.checkVec(q); err != nil {
+		if err := checkVec(f.dim, q); err != nil {
 			return fmt.Errorf("index: search batch: query %d: %w", i, err)
 		}
 	}

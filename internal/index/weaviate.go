@@ -327,14 +327,8 @@ type WeaviateObject struct {
 }
 
 func (w *Weaviate) object(o WeaviateObject) (*models.Object, error) {
-	if err := checkID(o.ID); err != nil {
+	if err := checkEntry(w.dim, o.ID, o.Vector); err != nil {
 		return nil, err
-	}
-	if len(o.Vector) != w.dim {
-		return nil, fmt.Errorf("index: add %q: %w: got %d, want %d", o.ID, ErrDim, len(o.Vector), w.dim)
-	}
-	if err := checkFinite(o.Vector); err != nil {
-		return nil, fmt.Errorf("index: add %q: %w", o.ID, err)
 	}
 	return &models.Object{
 		Class:      w.cfg.Class,
