@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -88,15 +87,7 @@ func TestFineTuneStepGradient(t *testing.T) {
 	_, gp := ws.step(tail, n, prefix, x, pl, p, ids)
 	checkTailGrads(t, tail.Params(), loss, 1e-2)
 	l0 := loss()
-	p0 := p
-	p = p0 + 1e-3
-	up := loss()
-	p = p0 - 1e-3
-	dn := loss()
-	p = p0
-	if num := (up - dn) / 2e-3; math.Abs(num-gp) > 1e-2*max(math.Abs(num), 0.05) {
-		t.Errorf("dL/dp: numeric %.5g, analytic %.5g", num, gp)
-	}
+	checkScalarGrad(t, "dL/dp", &p, loss, gp, 0.05)
 	t.Logf("loss %.4f, dL/dp %.4g", l0, gp)
 }
 

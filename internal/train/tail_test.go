@@ -156,14 +156,21 @@ func TestTailGradients(t *testing.T) {
 	tail.backward(r, gout)
 
 	checkTailGrads(t, tail.Params(), loss, 5e-3)
-	p0 := p
-	p = p0 + 1e-3
+	checkScalarGrad(t, "dL/dp", &p, loss, gp, 0.1)
+}
+
+// checkScalarGrad compares the analytic derivative of loss with respect to
+// *x with a central difference, to 1% of max(|numeric|, floor).
+func checkScalarGrad(t *testing.T, name string, x *float64, loss func() float64, analytic, floor float64) {
+	t.Helper()
+	x0 := *x
+	*x = x0 + 1e-3
 	up := loss()
-	p = p0 - 1e-3
+	*x = x0 - 1e-3
 	dn := loss()
-	p = p0
-	if num := (up - dn) / 2e-3; math.Abs(num-gp) > 1e-2*max(math.Abs(num), 0.1) {
-		t.Errorf("dL/dp: numeric %.5g, analytic %.5g", num, gp)
+	*x = x0
+	if num := (up - dn) / 2e-3; math.Abs(num-analytic) > 1e-2*max(math.Abs(num), floor) {
+		t.Errorf("%s: numeric %.5g, analytic %.5g", name, num, analytic)
 	}
 }
 
