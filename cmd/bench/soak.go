@@ -468,13 +468,7 @@ func (s *soak) step(ctx context.Context, r *rand.Rand, own, never []string) erro
 
 func (s *soak) add(ctx context.Context, r *rand.Rand, own []string, id string) error {
 	m := s.m
-	var ids []string
-	n, start := 1+r.IntN(2), slices.Index(own, id)
-	for i := 0; i < len(own) && len(ids) < n; i++ {
-		if x := own[(start+i)%len(own)]; m.State(x).Phase() == storetest.Absent {
-			ids = append(ids, x)
-		}
-	}
+	ids := m.Pick(own, id, storetest.Absent, 1+r.IntN(2))
 	if len(ids) == 0 {
 		return nil
 	}

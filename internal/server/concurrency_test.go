@@ -213,16 +213,6 @@ func (h *httpStress) write(own []string, r *rand.Rand) error {
 	m := h.m
 	id := own[r.IntN(len(own))]
 	st := m.State(id)
-	pick := func(p storetest.Phase, n int) []string {
-		var out []string
-		start := slices.Index(own, id)
-		for i := 0; i < len(own) && len(out) < n; i++ {
-			if x := own[(start+i)%len(own)]; m.State(x).Phase() == p {
-				out = append(out, x)
-			}
-		}
-		return out
-	}
 	rawAdd := func(id string, gen int, replace bool, want int) error {
 		q := url.Values{"id": {id}, "label": {stressLabel(h.num[id], gen)}}
 		if replace {
@@ -232,7 +222,7 @@ func (h *httpStress) write(own []string, r *rand.Rand) error {
 	}
 	switch {
 	case st.Phase() == storetest.Absent:
-		ids := pick(storetest.Absent, 1+r.IntN(3))
+		ids := m.Pick(own, id, storetest.Absent, 1+r.IntN(3))
 		gens := make([]int, len(ids))
 		for i, x := range ids {
 			gens[i] = m.BeginAdd(x)
@@ -282,7 +272,7 @@ func (h *httpStress) write(own []string, r *rand.Rand) error {
 	default:
 		// Refused whole: the absent item of the batch is not stored either.
 		parts := []part{{"image", "p.png", stressPNG(h.num[id], st.Gen()+1)}, {"id", "", []byte(id)}}
-		if a := pick(storetest.Absent, 1); len(a) > 0 {
+		if a := m.Pick(own, id, storetest.Absent, 1); len(a) > 0 {
 			parts = append(parts, part{"image", "p.png", stressPNG(h.num[a[0]], m.State(a[0]).Gen()+1)}, part{"id", "", []byte(a[0])})
 		}
 		body, ct := formBody(parts...)

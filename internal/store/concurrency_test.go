@@ -156,20 +156,9 @@ func testConcurrentAddRemoveSearch(t *testing.T, vectors string, d time.Duration
 func stressWrite(ctx context.Context, s *Store, m *storetest.Model, own, never []string, r *rand.Rand, c *stressCounts) error {
 	id := own[r.IntN(len(own))]
 	st := m.State(id)
-	// pick gathers up to n owned IDs in phase p, starting at id.
-	pick := func(p storetest.Phase, n int) []string {
-		var out []string
-		start := slices.Index(own, id)
-		for i := 0; i < len(own) && len(out) < n; i++ {
-			if x := own[(start+i)%len(own)]; m.State(x).Phase() == p {
-				out = append(out, x)
-			}
-		}
-		return out
-	}
 	switch {
 	case st.Phase() == storetest.Absent:
-		ids := pick(storetest.Absent, 1+r.IntN(3))
+		ids := m.Pick(own, id, storetest.Absent, 1+r.IntN(3))
 		entries := make([]Entry, len(ids))
 		for i, x := range ids {
 			entries[i] = stressEntry(x, m.BeginAdd(x))
@@ -182,7 +171,7 @@ func stressWrite(ctx context.Context, s *Store, m *storetest.Model, own, never [
 		}
 		c.added.Add(int64(len(ids)))
 	case r.IntN(2) == 0:
-		ids := pick(storetest.Present, 1+r.IntN(3))
+		ids := m.Pick(own, id, storetest.Present, 1+r.IntN(3))
 		for _, x := range ids {
 			m.BeginRemove(x)
 		}
@@ -212,7 +201,7 @@ func stressWrite(ctx context.Context, s *Store, m *storetest.Model, own, never [
 		// The write must be refused whole: the other, absent entry of the
 		// batch must not be stored either.
 		batch := []Entry{stressEntry(id, st.Gen()+1)}
-		if a := pick(storetest.Absent, 1); len(a) > 0 {
+		if a := m.Pick(own, id, storetest.Absent, 1); len(a) > 0 {
 			batch = append(batch, stressEntry(a[0], m.State(a[0]).Gen()+1))
 		}
 		if err := s.Add(ctx, batch, AddOptions{}); !errors.Is(err, ErrExists) {

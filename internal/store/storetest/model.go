@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 )
 
@@ -109,6 +110,20 @@ func (m *Model) BeginRemove(id string) State {
 func (m *Model) EndRemove(id string) {
 	s := m.slot(id)
 	s.Store(uint64(state(Absent, State(s.Load()).Gen())))
+}
+
+// Pick returns up to n IDs of own in phase p, in order from id onwards
+// (wrapping round): how a client that alone writes the IDs in own chooses
+// which to add or remove together.
+func (m *Model) Pick(own []string, id string, p Phase, n int) []string {
+	var out []string
+	start := slices.Index(own, id)
+	for i := 0; i < len(own) && len(out) < n; i++ {
+		if x := own[(start+i)%len(own)]; m.State(x).Phase() == p {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Present returns the generation of every acknowledged ID and fails if a
