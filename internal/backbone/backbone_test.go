@@ -74,11 +74,7 @@ func TestModelPathErrors(t *testing.T) {
 // output shape (ceil(H/32)) and that GAP of the feature map is finite and
 // non-trivial.
 func TestRunAllBuiltins(t *testing.T) {
-	dir, lib := testenv.Models(t)
-	specs, err := backbone.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	specs, dir, lib := testenv.Builtins(t)
 	for _, spec := range specs {
 		sess, err := backbone.Open(spec, dir, backbone.Options{Library: lib, Threads: 2})
 		if err != nil {

@@ -157,21 +157,10 @@ func TestTinyRunsInORT(t *testing.T) {
 // TestCutShippedModels runs each shipped backbone whole, then as trunk and
 // tail cut at its fine-tuning block boundaries, on a random image.
 func TestCutShippedModels(t *testing.T) {
-	dir, lib := testenv.Models(t)
-	specs, err := backbone.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	specs, dir, lib := testenv.Builtins(t)
 	for _, spec := range specs {
 		t.Run(spec.Name, func(t *testing.T) {
-			path, err := spec.ModelPath(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := onnxgraph.Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := testenv.Graph(t, spec, dir)
 			shape := []int64{1, 3, 160, 192}
 			if spec.Layout == "NHWC" {
 				shape = []int64{1, 160, 192, 3}

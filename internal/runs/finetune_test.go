@@ -25,25 +25,14 @@ import (
 // file was deleted rebuilds the identical file from the base model and the
 // tail tensors it stores.
 func TestFineTunedModelMatchesGoTail(t *testing.T) {
-	dir, lib := testenv.Models(t)
-	specs, err := backbone.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	specs, dir, lib := testenv.Builtins(t)
 	rng := rand.New(rand.NewPCG(21, 22))
 	for _, spec := range specs {
 		if len(spec.Blocks) == 0 {
 			continue
 		}
 		t.Run(spec.Name, func(t *testing.T) {
-			path, err := spec.ModelPath(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			model, err := onnxgraph.Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			model := testenv.Graph(t, spec, dir)
 			cut := spec.Blocks[len(spec.Blocks)-1]
 			tail, err := train.NewTail(model, cut, spec.Output)
 			if err != nil {

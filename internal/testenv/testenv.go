@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"prodsearch/internal/backbone"
+	"prodsearch/internal/onnxgraph"
 )
 
 // Require skips (or, under CI=true, fails) the test when err is not nil.
@@ -31,6 +32,32 @@ func Models(t testing.TB) (dir, lib string) {
 	dir, err = backbone.FindModelDir("")
 	Require(t, "model directory", err)
 	return dir, lib
+}
+
+// Builtins returns the shipped backbones with the model directory and the
+// runtime library, skipping as Models does when those are missing.
+func Builtins(t testing.TB) (specs []backbone.Spec, dir, lib string) {
+	t.Helper()
+	dir, lib = Models(t)
+	specs, err := backbone.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return specs, dir, lib
+}
+
+// Graph loads the ONNX graph of a shipped backbone from the model directory.
+func Graph(t testing.TB, spec backbone.Spec, dir string) *onnxgraph.Model {
+	t.Helper()
+	path, err := spec.ModelPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnxgraph.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // GroceryStore returns the splits directory of ../shared/data/grocerystore.

@@ -310,24 +310,13 @@ func TestSynthTailMatchesORT(t *testing.T) {
 // random images of two sizes and compares the Go tail with ORT's tail on
 // those real trunk outputs, at every listed block boundary.
 func TestShippedTailsMatchORT(t *testing.T) {
-	dir, lib := testenv.Models(t)
-	specs, err := backbone.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	specs, dir, lib := testenv.Builtins(t)
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, spec := range specs {
 		if len(spec.Blocks) == 0 {
 			continue
 		}
-		path, err := spec.ModelPath(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := onnxgraph.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := testenv.Graph(t, spec, dir)
 		for _, cut := range spec.Blocks {
 			trunkM, _, err := m.Cut(cut, spec.Output)
 			if err != nil {
