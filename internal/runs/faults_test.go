@@ -35,6 +35,8 @@ func (c *checkingLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// smallRecipe is the training recipe of the package's tests: the colour
+// stand-in backbone, a tiny head and epochs epochs.
 func smallRecipe(t *testing.T, tmp string, epochs int) (fakeEngine, TrainSpec) {
 	t.Helper()
 	d, err := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})

@@ -18,7 +18,6 @@ import (
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
-	"prodsearch/internal/train"
 )
 
 // colourRunner is a stand-in backbone: its 8 "channels" are colour moments of
@@ -104,18 +103,12 @@ func mustPNG(t *testing.T) []byte {
 func TestTrainCheckpointsBestResume(t *testing.T) {
 	tmp := t.TempDir()
 	set := writeClasses(t, filepath.Join(tmp, "data"), 8, 6)
-	d, err := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := train.DefaultConfig()
-	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 3, 4
-	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
-	spec := TrainSpec{Data: "data", Base: base, Config: cfg, ValFrac: 0.25, AugViews: []describe.View{{Scale: 16, Mirror: true}}, Keep: Retention{All: true}}
+	eng, spec := smallRecipe(t, tmp, 3)
+	spec.AugViews, spec.Keep = []describe.View{{Scale: 16, Mirror: true}}, Retention{All: true}
 	runsDir := filepath.Join(tmp, "runs")
 	var log bytes.Buffer
 	opt := TrainOptions{Dir: runsDir, Run: "r1", Log: &log}
-	sum, err := Train(context.Background(), fakeEngine{d}, set, spec, opt)
+	sum, err := Train(context.Background(), eng, set, spec, opt)
 	if err != nil {
 		t.Fatal(err, log.String())
 	}
@@ -149,12 +142,12 @@ func TestTrainCheckpointsBestResume(t *testing.T) {
 	}
 	// A second run under the same name is refused; --resume with the same
 	// recipe writes nothing new and gives the same figures.
-	if _, err := Train(context.Background(), fakeEngine{d}, set, spec, opt); err == nil {
+	if _, err := Train(context.Background(), eng, set, spec, opt); err == nil {
 		t.Fatal("reusing a run name without --resume was accepted")
 	}
 	before, _ := os.ReadFile(filepath.Join(cps[0].Dir, "metrics.json"))
 	opt.Resume = true
-	sum2, err := Train(context.Background(), fakeEngine{d}, set, spec, opt)
+	sum2, err := Train(context.Background(), eng, set, spec, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +157,7 @@ func TestTrainCheckpointsBestResume(t *testing.T) {
 	}
 	changed := spec
 	changed.Config.Epochs = 5
-	if _, err := Train(context.Background(), fakeEngine{d}, set, changed, opt); err == nil {
+	if _, err := Train(context.Background(), eng, set, changed, opt); err == nil {
 		t.Fatal("resume with another recipe accepted")
 	}
 	if _, err := Resolve(runsDir, "r1/epoch-999"); err == nil {
@@ -178,14 +171,11 @@ func TestTrainCheckpointsBestResume(t *testing.T) {
 func TestTrainRetentionAndEarlyStop(t *testing.T) {
 	tmp := t.TempDir()
 	set := writeClasses(t, filepath.Join(tmp, "data"), 8, 6)
-	d, _ := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
-	cfg := train.DefaultConfig()
-	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 30, 4
-	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
-	spec := TrainSpec{Data: "d", Base: base, Config: cfg, ValFrac: 0.25, Keep: Retention{Every: 4}, Patience: 3}
+	eng, spec := smallRecipe(t, tmp, 30)
+	spec.Keep, spec.Patience = Retention{Every: 4}, 3
 	runsDir := filepath.Join(tmp, "runs")
 	var log bytes.Buffer
-	sum, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "r", Log: &log})
+	sum, err := Train(context.Background(), eng, set, spec, TrainOptions{Dir: runsDir, Run: "r", Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,12 +218,12 @@ func TestTrainRetentionAndEarlyStop(t *testing.T) {
 	// the later ones as the re-run passed its first epochs, and the
 	// resumed run then had no last (or best) checkpoint.
 	spec.Keep = Retention{}
-	first, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "r2", Log: &log})
+	first, err := Train(context.Background(), eng, set, spec, TrainOptions{Dir: runsDir, Run: "r2", Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := List(runsDir, "r2")
-	again, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "r2", Log: &log, Resume: true})
+	again, err := Train(context.Background(), eng, set, spec, TrainOptions{Dir: runsDir, Run: "r2", Log: &log, Resume: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,14 +282,12 @@ func TestTrainRefitUsesEveryClass(t *testing.T) {
 func TestTrainCancelKeepsFinishedCheckpoints(t *testing.T) {
 	tmp := t.TempDir()
 	set := writeClasses(t, filepath.Join(tmp, "data"), 6, 5)
-	d, _ := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
-	cfg := train.DefaultConfig()
-	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 50, 4
-	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
+	eng, spec := smallRecipe(t, tmp, 50)
+	spec.ValFrac = 0.3
 	ctx, cancel := context.WithCancel(context.Background())
 	var log bytes.Buffer
 	w := &cancelAfter{w: &log, n: 2, cancel: cancel}
-	_, err := Train(ctx, fakeEngine{d}, set, TrainSpec{Data: "d", Base: base, Config: cfg, ValFrac: 0.3}, TrainOptions{Dir: filepath.Join(tmp, "runs"), Run: "c", Log: w})
+	_, err := Train(ctx, eng, set, spec, TrainOptions{Dir: filepath.Join(tmp, "runs"), Run: "c", Log: w})
 	if err == nil {
 		t.Fatal("cancelled training returned no error")
 	}
