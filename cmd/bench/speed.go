@@ -296,17 +296,9 @@ func (c speedConfig) measure(ctx context.Context, sess *backbone.Session, set de
 	// byte-identical tensors and answers with PyTorch's pooled descriptors
 	// (a 1×1 map, which GeM leaves unchanged), so views are merged into
 	// images by prodsearch's own code, with no mapping redone here.
-	rp := &replayRunner{spec: sess.Spec(), calls: rec.calls, vecs: tv}
-	rd, err := describe.New(rp, set)
+	pv, err := replay(ctx, sess.Spec(), rec.calls, tv, set, c.paths[:c.peerN], opt)
 	if err != nil {
 		return row, nil, err
-	}
-	pv, _, _, err := rd.DescribeFiles(ctx, c.paths[:c.peerN], opt)
-	if err != nil {
-		return row, nil, fmt.Errorf("replaying the peer's descriptors: %w", err)
-	}
-	if rp.next != len(rec.calls) {
-		return row, nil, fmt.Errorf("replay used %d of %d recorded calls", rp.next, len(rec.calls))
 	}
 	row.cosMin, row.cosMean = cosineStats(vecs[:c.peerN], pv)
 	row.peerImages = c.peerN
@@ -450,6 +442,25 @@ func (r *replayRunner) Run(_ context.Context, input []float32, n, h, w int) (bac
 	r.next++
 	r.off += n
 	return fm, nil
+}
+
+// replay describes paths again through a replayRunner that answers the
+// recorded calls with vecs, a peer's per-view descriptors; every recorded
+// call must be used.
+func replay(ctx context.Context, spec backbone.Spec, calls []peerCall, vecs []float32, set describe.Settings, paths []string, opt describe.FileOptions) ([][]float32, error) {
+	rp := &replayRunner{spec: spec, calls: calls, vecs: vecs}
+	rd, err := describe.New(rp, set)
+	if err != nil {
+		return nil, err
+	}
+	pv, _, _, err := rd.DescribeFiles(ctx, paths, opt)
+	if err != nil {
+		return nil, fmt.Errorf("replaying the peer's descriptors: %w", err)
+	}
+	if rp.next != len(calls) {
+		return nil, fmt.Errorf("replay used %d of %d recorded calls", rp.next, len(calls))
+	}
+	return pv, nil
 }
 
 // peerResult is torch_peer.py's result JSON.

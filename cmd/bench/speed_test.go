@@ -118,17 +118,9 @@ func TestRecordReplay(t *testing.T) {
 	}
 
 	peer := fake.views[:peerN*4*spec.Channels]
-	rp := &replayRunner{spec: spec, calls: rec.calls, vecs: peer}
-	rd, err := describe.New(rp, set)
+	pv, err := replay(ctx, spec, rec.calls, peer, set, paths[:peerN], opt)
 	if err != nil {
 		t.Fatal(err)
-	}
-	pv, _, _, err := rd.DescribeFiles(ctx, paths[:peerN], opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rp.next != len(rec.calls) {
-		t.Fatalf("replay used %d of %d calls", rp.next, len(rec.calls))
 	}
 	lo, mean := cosineStats(vecs[:peerN], pv)
 	if lo < 0.999999 {
@@ -140,14 +132,9 @@ func TestRecordReplay(t *testing.T) {
 	}
 
 	// A different pipeline (no flip) is caught by the shape/checksum check.
-	rp = &replayRunner{spec: spec, calls: rec.calls, vecs: peer}
 	noFlip := set
 	noFlip.Flip = false
-	rd, err = describe.New(rp, noFlip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := rd.DescribeFiles(ctx, paths[:peerN], opt); err == nil || !strings.Contains(err.Error(), "replay: call 0") {
+	if _, err := replay(ctx, spec, rec.calls, peer, noFlip, paths[:peerN], opt); err == nil || !strings.Contains(err.Error(), "replay: call 0") {
 		t.Fatalf("mismatched replay: err = %v", err)
 	}
 }
