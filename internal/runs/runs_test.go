@@ -238,19 +238,16 @@ func TestTrainRetentionAndEarlyStop(t *testing.T) {
 func TestTrainRefitUsesEveryClass(t *testing.T) {
 	tmp := t.TempDir()
 	set := writeClasses(t, filepath.Join(tmp, "data"), 8, 6)
-	d, _ := describe.New(colourRunner{}, describe.Settings{Scales: []int{16}, Pool: describe.PoolGAP})
-	cfg := train.DefaultConfig()
-	cfg.Dim, cfg.WhitenDim, cfg.Epochs, cfg.BatchP = 8, 8, 3, 4
-	base := bundle.Bundle{Version: bundle.FormatVersion, Name: "colour", Backbone: colourRunner{}.Spec(), Describe: d.Settings()}
-	spec := TrainSpec{Data: "d", Base: base, Config: cfg, ValFrac: 0.25, Keep: Retention{All: true}, Patience: 1}
+	eng, spec := smallRecipe(t, tmp, 3)
+	spec.Keep, spec.Patience = Retention{All: true}, 1
 	runsDir := filepath.Join(tmp, "runs")
 	var log bytes.Buffer
-	held, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "held", Log: &log})
+	held, err := Train(context.Background(), eng, set, spec, TrainOptions{Dir: runsDir, Run: "held", Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec.Refit = true
-	sum, err := Train(context.Background(), fakeEngine{d}, set, spec, TrainOptions{Dir: runsDir, Run: "all", Log: &log})
+	sum, err := Train(context.Background(), eng, set, spec, TrainOptions{Dir: runsDir, Run: "all", Log: &log})
 	if err != nil {
 		t.Fatal(err, log.String())
 	}
