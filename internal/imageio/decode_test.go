@@ -227,46 +227,6 @@ func TestReadFile(t *testing.T) {
 	}
 }
 
-// exifDst is the EXIF spec's mapping from stored pixel (x,y) of a w x h image
-// to its displayed position, written independently of the package code.
-func exifDst(o, x, y, w, h int) (int, int) {
-	switch o {
-	case 2: // mirrored horizontally
-		return w - 1 - x, y
-	case 3: // rotated 180
-		return w - 1 - x, h - 1 - y
-	case 4: // mirrored vertically
-		return x, h - 1 - y
-	case 5: // transposed: 0th row is visual left, 0th column visual top
-		return y, x
-	case 6: // 0th row is visual right, 0th column visual top (rotate 90 CW to view)
-		return h - 1 - y, x
-	case 7: // transverse: 0th row visual right, 0th column visual bottom
-		return h - 1 - y, w - 1 - x
-	case 8: // 0th row visual left, 0th column visual bottom (rotate 90 CCW to view)
-		return y, w - 1 - x
-	}
-	return x, y
-}
-
-// storedFor builds the stored (sensor) image that displays as upright for
-// orientation o.
-func storedFor(upright *image.RGBA, o int) *image.RGBA {
-	uw, uh := upright.Rect.Dx(), upright.Rect.Dy()
-	sw, sh := uw, uh
-	if o >= 5 {
-		sw, sh = uh, uw
-	}
-	s := image.NewRGBA(image.Rect(0, 0, sw, sh))
-	for y := range sh {
-		for x := range sw {
-			dx, dy := exifDst(o, x, y, sw, sh)
-			s.SetRGBA(x, y, upright.RGBAAt(dx, dy))
-		}
-	}
-	return s
-}
-
 func TestExifOrientation(t *testing.T) {
 	const w, h = 64, 48
 	upright := imagetest.Quadrants(w, h)
@@ -274,7 +234,7 @@ func TestExifOrientation(t *testing.T) {
 	for _, gray := range []bool{false, true} {
 		for _, be := range []bool{false, true} {
 			for o := 1; o <= 8; o++ {
-				stored := image.Image(storedFor(upright, o))
+				stored := image.Image(imagetest.StoredFor(upright, o))
 				if gray {
 					g := image.NewGray(stored.Bounds())
 					draw.Draw(g, g.Rect, stored, image.Point{}, draw.Src)
@@ -365,28 +325,11 @@ func TestApplyOrientationOnePixelWide(t *testing.T) {
 	}
 	for o := 1; o <= 8; o++ {
 		got := applyOrientation(m, o).(*image.RGBA)
-		want := storedInverse(m, o)
+		want := imagetest.Displayed(m, o)
 		if !bytes.Equal(got.Pix, want.Pix) || got.Rect != want.Rect {
 			t.Errorf("o=%d: %v %v, want %v %v", o, got.Rect, got.Pix, want.Rect, want.Pix)
 		}
 	}
-}
-
-// storedInverse applies orientation o with the spec mapping (reference).
-func storedInverse(s *image.RGBA, o int) *image.RGBA {
-	w, h := s.Rect.Dx(), s.Rect.Dy()
-	dw, dh := w, h
-	if o >= 5 {
-		dw, dh = h, w
-	}
-	d := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	for y := range h {
-		for x := range w {
-			dx, dy := exifDst(o, x, y, w, h)
-			d.SetRGBA(dx, dy, s.RGBAAt(x, y))
-		}
-	}
-	return d
 }
 
 func FuzzDecode(f *testing.F) {
@@ -485,7 +428,7 @@ func TestOrientYCbCrPlanes(t *testing.T) {
 			for _, src := range srcs {
 				for o := 1; o <= 8; o++ {
 					got := toRGBA(applyOrientation(src, o))
-					want := storedInverse(toRGBA(src), o)
+					want := imagetest.Displayed(toRGBA(src), o)
 					if got.Rect != want.Rect || !bytes.Equal(got.Pix, want.Pix) {
 						t.Fatalf("%v %v o=%d: planar transform differs", r, src.Bounds(), o)
 					}

@@ -220,22 +220,23 @@ func InsertSegment(jpg, seg []byte) []byte {
 }
 
 // exifDisplay maps stored pixel (x, y) of a w x h image with orientation o
-// to where it is displayed, per the EXIF specification.
+// to where it is displayed, per the EXIF specification; it is written
+// independently of imageio's code, which the tests check against it.
 func exifDisplay(o, x, y, w, h int) (int, int) {
 	switch o {
-	case 2:
+	case 2: // mirrored horizontally
 		return w - 1 - x, y
-	case 3:
+	case 3: // rotated 180
 		return w - 1 - x, h - 1 - y
-	case 4:
+	case 4: // mirrored vertically
 		return x, h - 1 - y
-	case 5:
+	case 5: // transposed: 0th row is visual left, 0th column visual top
 		return y, x
-	case 6:
+	case 6: // 0th row is visual right, 0th column visual top (rotate 90 CW to view)
 		return h - 1 - y, x
-	case 7:
+	case 7: // transverse: 0th row visual right, 0th column visual bottom
 		return h - 1 - y, w - 1 - x
-	case 8:
+	case 8: // 0th row visual left, 0th column visual bottom (rotate 90 CCW to view)
 		return y, w - 1 - x
 	}
 	return x, y
@@ -243,20 +244,36 @@ func exifDisplay(o, x, y, w, h int) (int, int) {
 
 // StoredFor is the sensor image that a camera would write, with EXIF
 // orientation o, for a photo that displays as upright.
-func StoredFor(upright *image.RGBA, o int) *image.RGBA {
-	uw, uh := upright.Rect.Dx(), upright.Rect.Dy()
-	sw, sh := uw, uh
+func StoredFor(upright *image.RGBA, o int) *image.RGBA { return reorient(upright, o, false) }
+
+// Displayed is how a stored image with EXIF orientation o displays: the
+// reference that imageio's orientation code is compared with.
+func Displayed(stored *image.RGBA, o int) *image.RGBA { return reorient(stored, o, true) }
+
+// reorient maps src through exifDisplay, from stored to displayed pixels
+// (toDisplay) or back.
+func reorient(src *image.RGBA, o int, toDisplay bool) *image.RGBA {
+	w, h := src.Rect.Dx(), src.Rect.Dy()
 	if o >= 5 && o <= 8 {
-		sw, sh = uh, uw
+		w, h = h, w
 	}
-	s := image.NewRGBA(image.Rect(0, 0, sw, sh))
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	sw, sh := w, h // the stored image's size, which the mapping takes
+	if toDisplay {
+		sw, sh = src.Rect.Dx(), src.Rect.Dy()
+	}
+	r0 := src.Rect.Min
 	for y := range sh {
 		for x := range sw {
 			dx, dy := exifDisplay(o, x, y, sw, sh)
-			s.SetRGBA(x, y, upright.RGBAAt(upright.Rect.Min.X+dx, upright.Rect.Min.Y+dy))
+			if toDisplay {
+				out.SetRGBA(dx, dy, src.RGBAAt(r0.X+x, r0.Y+y))
+			} else {
+				out.SetRGBA(x, y, src.RGBAAt(r0.X+dx, r0.Y+dy))
+			}
 		}
 	}
-	return s
+	return out
 }
 
 // ManyFrameGIF is an animated GIF of w x h frames. The first frame is solid
