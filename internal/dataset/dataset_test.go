@@ -8,30 +8,21 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"prodsearch/internal/imageio/imagetest"
 )
 
 // touch creates each slash-separated path under root as an empty file.
 func touch(t *testing.T, root string, rels ...string) {
 	t.Helper()
 	for _, rel := range rels {
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		imagetest.WriteFile(t, filepath.Join(root, filepath.FromSlash(rel)), nil)
 	}
 }
 
 func writeFile(t *testing.T, p, content string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	imagetest.WriteFile(t, p, []byte(content))
 }
 
 func wantErr(t *testing.T, err error, subs ...string) {

@@ -14,16 +14,6 @@ import (
 	"prodsearch/internal/imageio/imagetest"
 )
 
-func mkfile(t *testing.T, p string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func symlink(t *testing.T, target, p string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -41,9 +31,9 @@ func tree(t *testing.T) (root, outside string) {
 	t.Helper()
 	base := t.TempDir()
 	root, outside = filepath.Join(base, "root"), filepath.Join(base, "outside")
-	mkfile(t, filepath.Join(outside, "secret.jpg"), []byte("secret"))
-	mkfile(t, filepath.Join(root, "dataset", "Apple", "a.jpg"), []byte("a"))
-	mkfile(t, filepath.Join(root, "dataset", "Apple", "b.jpg"), []byte("b"))
+	imagetest.WriteFile(t, filepath.Join(outside, "secret.jpg"), []byte("secret"))
+	imagetest.WriteFile(t, filepath.Join(root, "dataset", "Apple", "a.jpg"), []byte("a"))
+	imagetest.WriteFile(t, filepath.Join(root, "dataset", "Apple", "b.jpg"), []byte("b"))
 	symlink(t, "a.jpg", filepath.Join(root, "dataset", "Apple", "alias.jpg"))
 	symlink(t, filepath.Join(outside, "secret.jpg"), filepath.Join(root, "dataset", "Apple", "escape.jpg"))
 	symlink(t, outside, filepath.Join(root, "dataset", "Linked"))
@@ -77,7 +67,7 @@ func TestDataRootConfinement(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// The line under test comes second, after a good one.
-			mkfile(t, manifest, []byte("../dataset/Apple/b.jpg\tApple\n"+c.line+"\n"))
+			imagetest.WriteFile(t, manifest, []byte("../dataset/Apple/b.jpg\tApple\n"+c.line+"\n"))
 			if _, err := dataset.Load(manifest); err != nil {
 				t.Fatalf("without a data root: %v", err)
 			}
@@ -97,7 +87,7 @@ func TestDataRootConfinement(t *testing.T) {
 	// A root given through a symbolic link confines to where it leads.
 	viaLink := filepath.Join(t.TempDir(), "root-link")
 	symlink(t, root, viaLink)
-	mkfile(t, manifest, []byte("../dataset/Apple/a.jpg\tApple\n"))
+	imagetest.WriteFile(t, manifest, []byte("../dataset/Apple/a.jpg\tApple\n"))
 	if _, err := dataset.LoadWith(manifest, dataset.Options{Root: viaLink}); err != nil {
 		t.Errorf("root through a link: %v", err)
 	}
@@ -106,7 +96,7 @@ func TestDataRootConfinement(t *testing.T) {
 	}
 	// Class folders: a link out of the root is refused naming the file.
 	folders := filepath.Join(root, "folders")
-	mkfile(t, filepath.Join(folders, "Pear", "p.jpg"), []byte("p"))
+	imagetest.WriteFile(t, filepath.Join(folders, "Pear", "p.jpg"), []byte("p"))
 	symlink(t, filepath.Join(outside, "secret.jpg"), filepath.Join(folders, "Pear", "q.jpg"))
 	if _, err := dataset.Load(folders); err != nil {
 		t.Fatalf("class folders without a data root: %v", err)
@@ -131,13 +121,13 @@ func TestDataRootConfinement(t *testing.T) {
 func TestBrokenLinksPerItem(t *testing.T) {
 	root := t.TempDir()
 	cls := filepath.Join(root, "Fruit")
-	mkfile(t, filepath.Join(cls, "good.png"), imagetest.PNG(t, imagetest.Quadrants(32, 24)))
+	imagetest.WriteFile(t, filepath.Join(cls, "good.png"), imagetest.PNG(t, imagetest.Quadrants(32, 24)))
 	symlink(t, "nowhere.jpg", filepath.Join(cls, "dangling.jpg"))
 	symlink(t, "loop-b.jpg", filepath.Join(cls, "loop-a.jpg"))
 	symlink(t, "loop-a.jpg", filepath.Join(cls, "loop-b.jpg"))
 	symlink(t, ".", filepath.Join(cls, "self.jpg")) // a link to a folder is no image
 	manifest := filepath.Join(root, "m.tsv")
-	mkfile(t, manifest, []byte("Fruit/good.png\tFruit\nFruit/dangling.jpg\tFruit\nFruit/loop-a.jpg\tFruit\n"))
+	imagetest.WriteFile(t, manifest, []byte("Fruit/good.png\tFruit\nFruit/dangling.jpg\tFruit\nFruit/loop-a.jpg\tFruit\n"))
 
 	d, err := describetest.New(describe.DefaultSettings())
 	if err != nil {
@@ -185,7 +175,7 @@ func TestBrokenLinksPerItem(t *testing.T) {
 // label is caught, naming the line, where labels are required.
 func TestMissingLabels(t *testing.T) {
 	m := filepath.Join(t.TempDir(), "q.tsv")
-	mkfile(t, m, []byte("a.jpg\tApple\n# comment\nb.jpg\nc.jpg\t\nd.jpg\tPear\n"))
+	imagetest.WriteFile(t, m, []byte("a.jpg\tApple\n# comment\nb.jpg\nc.jpg\t\nd.jpg\tPear\n"))
 	set, err := dataset.Load(m)
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +186,7 @@ func TestMissingLabels(t *testing.T) {
 		t.Fatalf("CheckLabels: %v", err)
 	}
 	t.Logf("refused: %v", err)
-	mkfile(t, m, []byte("a.jpg\tApple\n"))
+	imagetest.WriteFile(t, m, []byte("a.jpg\tApple\n"))
 	if set, err := dataset.Load(m); err != nil || set.CheckLabels() != nil {
 		t.Errorf("fully labelled: %v", err)
 	}
