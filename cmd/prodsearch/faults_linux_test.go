@@ -36,13 +36,7 @@ func limitFileSize(t *testing.T, pid int, n uint64) {
 // must be intact, the store must open and check cleanly, and a re-run with
 // room again must add the rest.
 func TestDiskFullDuringIndexAdd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real backbone in child processes")
-	}
-	env := modelEnv(t)
-	tmp := t.TempDir()
-	data := filepath.Join(tmp, "data")
-	sources := writeClassImages(t, data, 6, 10)
+	env, tmp, data, sources := faultSetup(t, 6, 10)
 	dir := filepath.Join(tmp, "store")
 	args := []string{"index", "add", "--store", dir, "--batch", "4", "--workers", "2", data}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
@@ -100,13 +94,7 @@ func TestDiskFullDuringIndexAdd(t *testing.T) {
 // failed write, every saved epoch must still list and load, nothing torn or
 // temporary may be left, and --resume with room again must finish.
 func TestDiskFullDuringTrain(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real backbone in child processes")
-	}
-	env := modelEnv(t)
-	tmp := t.TempDir()
-	data := filepath.Join(tmp, "data")
-	writeClassImages(t, data, 6, 6)
+	env, tmp, data, _ := faultSetup(t, 6, 6)
 	runsDir, cacheDir := filepath.Join(tmp, "runs"), filepath.Join(tmp, "cache")
 	const epochs = 24
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 6))

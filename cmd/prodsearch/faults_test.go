@@ -222,6 +222,19 @@ func writeClassImages(t *testing.T, root string, classes, per int) map[string]st
 	return paths
 }
 
+// faultSetup skips in -short mode; otherwise it gives a fault test the
+// real backbone's environment for its child processes and a temporary
+// folder whose "data" holds classes x per generated images (sources).
+func faultSetup(t *testing.T, classes, per int) (env []string, tmp, data string, sources map[string]string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the real backbone in child processes")
+	}
+	env, tmp = modelEnv(t), t.TempDir()
+	data = filepath.Join(tmp, "data")
+	return env, tmp, data, writeClassImages(t, data, classes, per)
+}
+
 // modelEnv points child processes at the verified runtime and models.
 func modelEnv(t *testing.T) []string {
 	models, lib := testenv.Models(t)
@@ -311,13 +324,7 @@ func checkStore(t *testing.T, dir string, sources map[string]string, acked map[s
 // then lets a fourth run finish: nothing acknowledged may be lost, nothing
 // half-written may appear, and each re-run must skip exactly what is stored.
 func TestKill9DuringIndexAdd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real backbone in child processes")
-	}
-	env := modelEnv(t)
-	tmp := t.TempDir()
-	data := filepath.Join(tmp, "data")
-	sources := writeClassImages(t, data, 6, 10)
+	env, tmp, data, sources := faultSetup(t, 6, 10)
 	dir := filepath.Join(tmp, "store")
 	args := []string{"index", "add", "--store", dir, "--batch", "4", "--workers", "2", data}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
@@ -482,13 +489,7 @@ func checkRun(t *testing.T, runsDir string, acked map[int]bool) (listed []int, t
 // after a random number of saved epochs (often inside a checkpoint write),
 // resuming each time; a final --resume must finish the run.
 func TestKill9DuringTrain(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real backbone in child processes")
-	}
-	env := modelEnv(t)
-	tmp := t.TempDir()
-	data := filepath.Join(tmp, "data")
-	writeClassImages(t, data, 6, 6)
+	env, tmp, data, _ := faultSetup(t, 6, 6)
 	runsDir, cacheDir := filepath.Join(tmp, "runs"), filepath.Join(tmp, "cache")
 	const epochs = 24
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))

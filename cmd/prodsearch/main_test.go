@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"prodsearch/internal/imageio/imagetest"
 	"prodsearch/internal/testenv"
 )
 
@@ -21,12 +22,7 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 
 func write(t *testing.T, path, text string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	imagetest.WriteFile(t, path, []byte(text))
 }
 
 // TestEvalHandComputed scores a hand-made ranking: query q1 (label A, two
@@ -94,13 +90,8 @@ func TestUsageErrors(t *testing.T) {
 // TestInferEvalRealBackbone runs infer then eval on a small GroceryStore
 // subset with the real backbone, in the hackathon layout and as manifests.
 func TestInferEvalRealBackbone(t *testing.T) {
-	testenv.Models(t)
-	splits := testenv.GroceryStore(t)
-	dir := t.TempDir()
 	// Three classes: first two photos of each as queries, next four as references.
-	q, r := smallTask(t, splits, 3, 2, 4)
-	write(t, filepath.Join(dir, "q.tsv"), q)
-	write(t, filepath.Join(dir, "r.tsv"), r)
+	dir, q, r := smallTask(t, 3, 2, 4)
 	cache := "--cache=" + filepath.Join(dir, "cache")
 	_, stderr, err := runCLI(t, "infer", "--queries", filepath.Join(dir, "q.tsv"), "--references", filepath.Join(dir, "r.tsv"), "--out", filepath.Join(dir, "rank.json"), "--format", "json", cache)
 	if err != nil {
@@ -150,9 +141,12 @@ func TestInferEvalRealBackbone(t *testing.T) {
 
 // smallTask takes the first classes of GroceryStore's reference.tsv: the
 // first nq photos of each as queries, the next nr as references, as
-// manifest texts with absolute paths.
-func smallTask(t *testing.T, splits string, classes, nq, nr int) (q, r string) {
+// manifest texts with absolute paths, written as q.tsv and r.tsv in the
+// folder it returns. It skips without the models or the data.
+func smallTask(t *testing.T, classes, nq, nr int) (dir, q, r string) {
 	t.Helper()
+	testenv.Models(t)
+	splits := testenv.GroceryStore(t)
 	ref, err := os.ReadFile(filepath.Join(splits, "reference.tsv"))
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +165,10 @@ func smallTask(t *testing.T, splits string, classes, nq, nr int) (q, r string) {
 		w.WriteString(filepath.Join(splits, path) + "\t" + label + "\n")
 		seen[label]++
 	}
-	return qb.String(), rb.String()
+	dir = t.TempDir()
+	write(t, filepath.Join(dir, "q.tsv"), qb.String())
+	write(t, filepath.Join(dir, "r.tsv"), rb.String())
+	return dir, qb.String(), rb.String()
 }
 
 // copyFirst copies the first n images of a manifest text into a flat folder.

@@ -9,21 +9,15 @@ import (
 
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/store"
-	"prodsearch/internal/testenv"
 )
 
 // TestRefCropOneImageCatalogue runs a bundle whose one-image recipe
 // describes references whole: a one-image catalogue's references are
 // described with it, a catalogue forced to another shape is not.
 func TestRefCropOneImageCatalogue(t *testing.T) {
-	testenv.Models(t)
-	splits := testenv.GroceryStore(t)
-	dir := t.TempDir()
 	// Three classes: two photos of each as queries, the next one as the
 	// class's only reference.
-	q, r := smallTask(t, splits, 3, 2, 1)
-	write(t, filepath.Join(dir, "q.tsv"), q)
-	write(t, filepath.Join(dir, "r.tsv"), r)
+	dir, _, _ := smallTask(t, 3, 2, 1)
 	b, err := bundle.Default("coral_mnv1")
 	if err != nil {
 		t.Fatal(err)
