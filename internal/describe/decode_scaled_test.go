@@ -25,7 +25,7 @@ import (
 // is lower: the same planes with libjpeg's IDCT rounding instead of Go's
 // (at most 1/255 apart) already move it to 0.98, so it is held to 0.97.
 func TestScaledDecodeKeepsDescriptors(t *testing.T) {
-	dir, lib := testenv.Models(t)
+	specs, dir, lib := testenv.Builtins(t)
 	splits := testenv.GroceryStore(t)
 	set, err := dataset.Load(filepath.Join(splits, "train.tsv"))
 	if err != nil {
@@ -57,10 +57,6 @@ func TestScaledDecodeKeepsDescriptors(t *testing.T) {
 			jpg = imagetest.EXIF(jpg, 8)
 		}
 		big = append(big, jpg)
-	}
-	specs, err := backbone.Builtin()
-	if err != nil {
-		t.Fatal(err)
 	}
 	lim := imageio.DefaultLimits()
 	for _, spec := range specs {

@@ -16,7 +16,7 @@ import (
 // its most similar other photo belongs to the same class in most cases and
 // that same-class similarity beats different-class similarity on average.
 func TestRealBackboneRanksSameClassFirst(t *testing.T) {
-	dir, lib := testenv.Models(t)
+	specs, dir, lib := testenv.Builtins(t)
 	splits := testenv.GroceryStore(t)
 	set, err := dataset.Load(filepath.Join(splits, "reference.tsv"))
 	if err != nil {
@@ -32,10 +32,6 @@ func TestRealBackboneRanksSameClassFirst(t *testing.T) {
 		perClass[it.Label]++
 		paths = append(paths, it.Path)
 		labels = append(labels, it.Label)
-	}
-	specs, err := backbone.Builtin()
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, spec := range specs {
 		sess, err := backbone.Open(spec, dir, backbone.Options{Library: lib})
