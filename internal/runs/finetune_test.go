@@ -73,20 +73,9 @@ func TestFineTunedModelMatchesGoTail(t *testing.T) {
 				img[i] = float32(rng.Float64()*2 - 1)
 			}
 			shape := []int64{1, int64(h), int64(w), 3}
-			trunkM, _, err := model.Cut(cut, spec.Output)
-			if err != nil {
-				t.Fatal(err)
-			}
-			trunkData, err := trunkM.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			opt := backbone.Options{Library: lib, Threads: 1}
-			trunk, err := backbone.OpenGraph(trunkData, trunkM.InputNames(), []string{cut}, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			trunk := testenv.Trunk(t, model, spec, cut, lib)
 			defer trunk.Destroy()
+			opt := backbone.Options{Library: lib, Threads: 1}
 			mid, err := trunk.Run(context.Background(), backbone.Tensor{Data: img, Shape: shape})
 			if err != nil {
 				t.Fatal(err)

@@ -60,6 +60,25 @@ func Graph(t testing.TB, spec backbone.Spec, dir string) *onnxgraph.Model {
 	return m
 }
 
+// Trunk opens in ONNX Runtime, on one thread, the part of a shipped
+// backbone's graph m that ends at block cut; the caller destroys it.
+func Trunk(t testing.TB, m *onnxgraph.Model, spec backbone.Spec, cut, lib string) *backbone.Graph {
+	t.Helper()
+	trunk, _, err := m.Cut(cut, spec.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := trunk.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := backbone.OpenGraph(data, trunk.InputNames(), []string{cut}, backbone.Options{Library: lib, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 // GroceryStore returns the splits directory of ../shared/data/grocerystore.
 func GroceryStore(t testing.TB) string {
 	t.Helper()

@@ -318,18 +318,7 @@ func TestShippedTailsMatchORT(t *testing.T) {
 		}
 		m := testenv.Graph(t, spec, dir)
 		for _, cut := range spec.Blocks {
-			trunkM, _, err := m.Cut(cut, spec.Output)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := trunkM.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			trunk, err := backbone.OpenGraph(data, trunkM.InputNames(), []string{cut}, backbone.Options{Library: lib, Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
+			trunk := testenv.Trunk(t, m, spec, cut, lib)
 			var imgs [][]float32
 			var hs, ws []int
 			for _, sz := range [][2]int{{224, 160}, {97, 131}} {
