@@ -2,11 +2,9 @@ package train
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -159,12 +157,8 @@ func FineTune(ctx context.Context, cfg Config, t *Tail, p0 float64, src TrunkSou
 		flat = prefix.ApplyBatch(base)
 	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x66696e6574756e65))
-	maxB := min(cfg.BatchP, len(names)) * cfg.BatchK
-	n := newNet(in, cfg.Hidden, cfg.Dim, len(names), maxB, cfg.lossSpec())
-	n.initWeights(rng, len(prefix) > 0)
-	if n.q != nil {
-		initProxies(n, flat, all, ids)
-	}
+	n := newHeadNet(cfg, rng, in, len(names), len(prefix) > 0, flat, all, ids)
+	maxB := n.maxB
 	n.gx = make([]float32, maxB*in)
 
 	pv := []float32{float32(p0)}
@@ -177,55 +171,25 @@ func FineTune(ctx context.Context, cfg Config, t *Tail, p0 float64, src TrunkSou
 	ps = append(ps, param{w: pv, g: gp, lrMult: cfg.GeMLR / cfg.LR})
 	opt := newOptimizer(cfg.Optimizer, cfg.Momentum, cfg.WeightDecay, ps)
 	sampler := newPKSampler(rng, members, views, cfg.BatchP, cfg.BatchK)
-	stepsPerEpoch := (len(labels) + maxB - 1) / maxB
-	total := stepsPerEpoch * cfg.Epochs
-	warm := min(cfg.Warmup, cfg.Epochs) * stepsPerEpoch
-
 	ws := newFTWork(prefix, c, in, maxB)
-	img, view, cls := make([]int, 0, maxB), make([]int, 0, maxB), make([]int, 0, maxB)
 	flip := make([]bool, maxB)
-	var last describe.Heads
-	step := 0
-	for ep := 1; ep <= cfg.Epochs; ep++ {
-		start := time.Now()
-		var sum, lr float64
-		for s := 0; s < stepsPerEpoch; s++ {
-			if err := ctx.Err(); err != nil {
-				return last, float64(pv[0]), fmt.Errorf("train: stopped in epoch %d after %d finished: %w", ep, ep-1, err)
-			}
-			img, view, cls = sampler.next(img, view, cls)
-			for r := range img {
-				flip[r] = rng.IntN(2) == 1
-			}
-			x, pl, err := tailBatch(src, t.InC, img, view, flip[:len(img)])
-			if err != nil {
-				return last, float64(pv[0]), err
-			}
-			loss, g := ws.step(t, n, prefix, x, pl, float64(pv[0]), cls)
-			if !vec.IsFinite(loss) {
-				return last, float64(pv[0]), fmt.Errorf("train: loss diverged (%v) in epoch %d, step %d; lower the learning rates", loss, ep, s)
-			}
-			gp[0] = float32(g)
-			lr = learningRate(cfg.Schedule, cfg.LR, step, total, warm)
-			opt.step(lr)
-			pv[0] = min(max(pv[0], minGeMP), maxGeMP)
-			sum += loss
-			step++
-		}
-		heads := append(prefix.Clone(), n.head())
-		last = heads
-		if onEpoch != nil {
-			err := onEpoch(FineTuneEpoch{Epoch: Epoch{N: ep, Loss: sum / float64(stepsPerEpoch), Steps: stepsPerEpoch, LR: lr,
-				Heads: heads.Clone(), Elapsed: time.Since(start)}, GeMP: float64(pv[0])})
-			if errors.Is(err, ErrStop) {
-				return last, float64(pv[0]), nil
-			}
-			if err != nil {
-				return last, float64(pv[0]), fmt.Errorf("train: epoch %d callback: %w", ep, err)
-			}
-		}
+	var epoch func(Epoch) error
+	if onEpoch != nil {
+		epoch = func(e Epoch) error { return onEpoch(FineTuneEpoch{Epoch: e, GeMP: float64(pv[0])}) }
 	}
-	return last, float64(pv[0]), nil
+	last, err := runEpochs(ctx, cfg, n, prefix, sampler, opt, len(labels), func(img, view, cls []int) (float64, error) {
+		for r := range img {
+			flip[r] = rng.IntN(2) == 1
+		}
+		x, pl, err := tailBatch(src, t.InC, img, view, flip[:len(img)])
+		if err != nil {
+			return 0, err
+		}
+		loss, g := ws.step(t, n, prefix, x, pl, float64(pv[0]), cls)
+		gp[0] = float32(g)
+		return loss, nil
+	}, func() { pv[0] = min(max(pv[0], minGeMP), maxGeMP) }, epoch)
+	return last, float64(pv[0]), err
 }
 
 // ftWork holds one fine-tuning step's buffers between the tail and the head.

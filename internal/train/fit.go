@@ -361,16 +361,28 @@ func FitHead(ctx context.Context, cfg Config, prefix describe.Heads, x [][][]flo
 	}
 
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x70726f6473656172))
-	maxB := min(cfg.BatchP, len(names)) * cfg.BatchK
-	n := newNet(in, cfg.Hidden, cfg.Dim, len(names), maxB, cfg.lossSpec())
-	n.initWeights(rng, len(prefix) > 0)
-	if n.q != nil {
-		initProxies(n, flat, offset, ids)
-	}
+	n := newHeadNet(cfg, rng, in, len(names), len(prefix) > 0, flat, offset, ids)
 	opt := newOptimizer(cfg.Optimizer, cfg.Momentum, cfg.WeightDecay, n.params(cfg.ProxyLRMult))
 	sampler := newPKSampler(rng, members, views, cfg.BatchP, cfg.BatchK)
 
-	stepsPerEpoch := (len(x) + maxB - 1) / maxB
+	return runEpochs(ctx, cfg, n, prefix, sampler, opt, len(x), func(img, view, cls []int) (float64, error) {
+		for r := range img {
+			copy(n.x[r*in:(r+1)*in], flat[offset[img[r]]+view[r]])
+		}
+		return n.lossGrad(len(img), cls), nil
+	}, nil, onEpoch)
+}
+
+// runEpochs is the training loop of FitHead and FineTune: cfg.Epochs epochs
+// of PK batches covering items once on average. Each step draws a batch,
+// calls batch for its loss (leaving the gradients in the optimizer's
+// parameters), steps the optimizer at the scheduled learning rate and calls
+// afterStep, if any; each epoch ends with onEpoch, if any, given the heads so
+// far (prefix and n's head). It returns the last epoch's heads.
+func runEpochs(ctx context.Context, cfg Config, n *net, prefix describe.Heads, sampler *pkSampler, opt *optimizer, items int,
+	batch func(img, view, cls []int) (float64, error), afterStep func(), onEpoch func(Epoch) error) (describe.Heads, error) {
+	maxB := n.maxB
+	stepsPerEpoch := (items + maxB - 1) / maxB
 	total := stepsPerEpoch * cfg.Epochs
 	warm := min(cfg.Warmup, cfg.Epochs) * stepsPerEpoch
 	img, view, cls := make([]int, 0, maxB), make([]int, 0, maxB), make([]int, 0, maxB)
@@ -385,24 +397,25 @@ func FitHead(ctx context.Context, cfg Config, prefix describe.Heads, x [][][]flo
 				return last, fmt.Errorf("train: stopped in epoch %d after %d finished: %w", ep, ep-1, err)
 			}
 			img, view, cls = sampler.next(img, view, cls)
-			b := len(img)
-			for r := range img {
-				copy(n.x[r*in:(r+1)*in], flat[offset[img[r]]+view[r]])
+			loss, err := batch(img, view, cls)
+			if err != nil {
+				return last, err
 			}
-			loss := n.lossGrad(b, cls)
 			if !vec.IsFinite(loss) {
-				return last, fmt.Errorf("train: loss diverged (%v) in epoch %d, step %d; lower lr", loss, ep, s)
+				return last, fmt.Errorf("train: loss diverged (%v) in epoch %d, step %d; lower the learning rates", loss, ep, s)
 			}
 			lr = learningRate(cfg.Schedule, cfg.LR, step, total, warm)
 			opt.step(lr)
+			if afterStep != nil {
+				afterStep()
+			}
 			sum += loss
 			step++
 		}
-		heads := append(prefix.Clone(), n.head())
-		last = heads
+		last = append(prefix.Clone(), n.head())
 		if onEpoch != nil {
 			err := onEpoch(Epoch{N: ep, Loss: sum / float64(stepsPerEpoch), Steps: stepsPerEpoch, LR: lr,
-				Heads: heads.Clone(), Elapsed: time.Since(start)})
+				Heads: last.Clone(), Elapsed: time.Since(start)})
 			if errors.Is(err, ErrStop) {
 				return last, nil
 			}
@@ -412,6 +425,18 @@ func FitHead(ctx context.Context, cfg Config, prefix describe.Heads, x [][][]flo
 		}
 	}
 	return last, nil
+}
+
+// newHeadNet builds the trainable head of FitHead and FineTune for in-long
+// inputs, initialised from rng; with a proxy loss, each class proxy starts
+// at its class's mean (flat[offset[i]] is image i's first view).
+func newHeadNet(cfg Config, rng *rand.Rand, in, classes int, hasPrefix bool, flat [][]float32, offset, ids []int) *net {
+	n := newNet(in, cfg.Hidden, cfg.Dim, classes, min(cfg.BatchP, classes)*cfg.BatchK, cfg.lossSpec())
+	n.initWeights(rng, hasPrefix)
+	if n.q != nil {
+		initProxies(n, flat, offset, ids)
+	}
+	return n
 }
 
 // initProxies starts each class proxy at the mean direction of the class's
