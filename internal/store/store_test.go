@@ -29,7 +29,14 @@ func entry(id, label string, dim int) Entry {
 
 func openTest(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), dir, testBundle, 16)
+	return openDim(t, dir, 16)
+}
+
+// openDim opens a test store of dim-long descriptors, closed when the test
+// ends.
+func openDim(t testing.TB, dir string, dim int) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir, testBundle, dim)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,30 @@ func openWith(t *testing.T, dir, vectors string) *Store {
 	return s
 }
 
+// exactReference stores es in a flat store of its own (a bbolt file is
+// opened by one Store at a time): the exact answers others are held to.
+func exactReference(t *testing.T, es []Entry) *Store {
+	t.Helper()
+	flat := openDim(t, t.TempDir(), len(es[0].Vector))
+	if err := flat.Add(context.Background(), es, AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return flat
+}
+
+// checkTop1 requires s to find exact search's best hit for at least 90% of
+// qs: plain, with a label filter and with query expansion.
+func checkTop1(t *testing.T, flat, s *Store, qs [][]float32) {
+	t.Helper()
+	for _, opt := range []SearchOptions{{K: 10}, {K: 10, Label: "c03"}, {K: 10, Rerank: RerankQE}} {
+		if agree := top1Agreement(t, flat, s, qs, opt); agree < 0.9 {
+			t.Errorf("%+v: top-1 agrees with exact on %.2f of queries", opt, agree)
+		} else {
+			t.Logf("%+v: top-1 agreement %.3f", opt, agree)
+		}
+	}
+}
+
 // top1Agreement searches both stores and returns the share of queries
 // whose best hit is the same.
 func top1Agreement(t *testing.T, want, got *Store, qs [][]float32, opt SearchOptions) float64 {
@@ -83,12 +107,7 @@ func TestHNSWVectors(t *testing.T) {
 	const n, dim = 3000, 32
 	es := randomEntries(n, dim, 7)
 
-	// The exact reference lives in its own store: a bbolt file is opened
-	// by one Store at a time.
-	flat := openTest32(t, t.TempDir())
-	if err := flat.Add(ctx, es, AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	flat := exactReference(t, es)
 
 	dir := t.TempDir()
 	s := openWith(t, dir, index.KindHNSW)
@@ -101,13 +120,7 @@ func TestHNSWVectors(t *testing.T) {
 		}
 	}
 	qs := queries(200, dim)
-	for _, opt := range []SearchOptions{{K: 10}, {K: 10, Label: "c03"}, {K: 10, Rerank: RerankQE}} {
-		if agree := top1Agreement(t, flat, s, qs, opt); agree < 0.9 {
-			t.Errorf("%+v: top-1 agrees with exact on %.2f of queries", opt, agree)
-		} else {
-			t.Logf("%+v: top-1 agreement %.3f", opt, agree)
-		}
-	}
+	checkTop1(t, flat, s, qs)
 	// Replace and remove go through the graph too.
 	moved := es[5]
 	moved.Label, moved.Vector = "moved", unitVec("moved", dim)
@@ -205,16 +218,6 @@ func TestHNSWVectors(t *testing.T) {
 	s.Close()
 }
 
-func openTest32(t *testing.T, dir string) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), dir, testBundle, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestVectorsOption(t *testing.T) {
 	_, err := OpenWith(context.Background(), t.TempDir(), testBundle, 32, Options{Vectors: "annoy"})
 	if !errors.Is(err, ErrInvalid) {
@@ -252,23 +255,14 @@ func TestWeaviateVectors(t *testing.T) {
 
 	const n, dim = 1000, 32
 	es := randomEntries(n, dim, 11)
-	flat := openTest32(t, t.TempDir())
-	if err := flat.Add(ctx, es, AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	flat := exactReference(t, es)
 	dir := t.TempDir()
 	s := openWith(t, dir, wurl)
 	if err := s.Add(ctx, es, AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	qs := queries(100, dim)
-	for _, opt := range []SearchOptions{{K: 10}, {K: 10, Label: "c03"}, {K: 10, Rerank: RerankQE}} {
-		if agree := top1Agreement(t, flat, s, qs, opt); agree < 0.9 {
-			t.Errorf("%+v: top-1 agrees with exact on %.2f of queries", opt, agree)
-		} else {
-			t.Logf("%+v: top-1 agreement %.3f", opt, agree)
-		}
-	}
+	checkTop1(t, flat, s, qs)
 	if _, err := s.Remove(ctx, es[0].ID); err != nil {
 		t.Fatal(err)
 	}
