@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -83,14 +82,6 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
-// appendF32 appends v as little-endian float32, the peers' dtype "<f4".
-func appendF32(dst []byte, v []float32) []byte {
-	for _, x := range v {
-		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(x))
-	}
-	return dst
 }
 
 // procStatus reads a "kB" field (VmRSS, VmHWM) of /proc/PID/status, in bytes.

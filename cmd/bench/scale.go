@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec"
 )
 
 type scaleOptions struct {
@@ -382,7 +383,7 @@ func rows(flat []float32, dim int) [][]float32 {
 }
 
 func writeF32(path string, v []float32) error {
-	return os.WriteFile(path, appendF32(make([]byte, 0, 4*len(v)), v), 0o644)
+	return os.WriteFile(path, vec.AppendF32(make([]byte, 0, 4*len(v)), v), 0o644)
 }
 
 func writeGT(path string, gt [][]index.Hit, ktop int) error {

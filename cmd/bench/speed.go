@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +28,7 @@ import (
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/index"
+	"prodsearch/internal/vec"
 	"prodsearch/internal/vec/vectest"
 )
 
@@ -395,7 +395,7 @@ func (r *recordingRunner) Run(ctx context.Context, input []float32, n, h, w int)
 	if err != nil || r.f == nil || r.recorded >= r.limit {
 		return fm, err
 	}
-	r.buf = appendF32(r.buf[:0], input)
+	r.buf = vec.AppendF32(r.buf[:0], input)
 	r.sum.Reset()
 	r.sum.Write(r.buf)
 	if _, err := r.bw.Write(r.buf); err != nil {
@@ -429,7 +429,7 @@ func (r *replayRunner) Run(_ context.Context, input []float32, n, h, w int) (bac
 		return backbone.FeatureMap{}, fmt.Errorf("replay: call %d beyond the %d recorded", r.next+1, len(r.calls))
 	}
 	want := r.calls[r.next]
-	r.buf = appendF32(r.buf[:0], input)
+	r.buf = vec.AppendF32(r.buf[:0], input)
 	got := peerCall{N: n, H: h, W: w, CRC: crc32.Checksum(r.buf, crc32.MakeTable(crc32.Castagnoli))}
 	if got != (peerCall{N: want.N, H: want.H, W: want.W, CRC: want.CRC}) {
 		return backbone.FeatureMap{}, fmt.Errorf("replay: call %d is %+v, recorded %+v (pipeline not deterministic?)", r.next, got, want)
@@ -528,9 +528,7 @@ func (c speedConfig) runPeer(ctx context.Context, spec backbone.Spec, set descri
 		return res, nil, fmt.Errorf("peer: %d bytes and %d timings for %d calls of %d views × %d channels", len(raw), len(res.Infer), len(calls), views, spec.Channels)
 	}
 	v := make([]float32, len(raw)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
+	vec.DecodeF32(v, raw)
 	return res, v, nil
 }
 

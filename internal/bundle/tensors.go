@@ -140,10 +140,7 @@ func (b *Bundle) writeTensors(path string) (*TensorFile, error) {
 				data = binary.LittleEndian.AppendUint16(data, vec.Half(f))
 			}
 		} else {
-			data = make([]byte, 0, 4*len(v))
-			for _, f := range v {
-				data = binary.LittleEndian.AppendUint32(data, math.Float32bits(f))
-			}
+			data = vec.AppendF32(make([]byte, 0, 4*len(v)), v)
 		}
 		shape := s.shape
 		if product(shape) != uint64(len(v)) {
@@ -240,9 +237,7 @@ func toF32(tv safetensors.TensorView) ([]float32, error) {
 	switch tv.DType() {
 	case safetensors.F32:
 		out := make([]float32, len(raw)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
+		vec.DecodeF32(out, raw)
 		return out, nil
 	case safetensors.F16:
 		out := make([]float32, len(raw)/2)

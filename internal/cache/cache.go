@@ -8,14 +8,14 @@ package cache
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
+
+	"prodsearch/internal/vec"
 )
 
 // EnvDir overrides where the default cache lives.
@@ -154,11 +154,7 @@ func writeAtomic(path string, data []byte) error {
 }
 
 func encode(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
+	return vec.AppendF32(make([]byte, 0, 4*len(v)), v)
 }
 
 func decode(b []byte) ([]float32, error) {
@@ -166,8 +162,6 @@ func decode(b []byte) ([]float32, error) {
 		return nil, fmt.Errorf("length %d is not a multiple of 4", len(b))
 	}
 	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
+	vec.DecodeF32(v, b)
 	return v, nil
 }

@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"prodsearch/internal/vec"
 )
 
 // The graph file holds everything a search needs, so a restart reads it
@@ -217,9 +219,7 @@ func (c *crcReader) f32s(dst []float32) {
 	for len(dst) > 0 && c.err == nil {
 		k := min(len(dst), len(chunk)/4)
 		c.full(chunk[:4*k])
-		for j := range k {
-			dst[j] = math.Float32frombits(binary.LittleEndian.Uint32(chunk[4*j:]))
-		}
+		vec.DecodeF32(dst[:k], chunk[:4*k])
 		dst = dst[k:]
 	}
 }

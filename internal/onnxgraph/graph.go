@@ -11,11 +11,12 @@
 package onnxgraph
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+
+	"prodsearch/internal/vec"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -337,9 +338,7 @@ func TensorFloats(t *onnx.TensorProto) ([]float32, error) {
 			return nil, fmt.Errorf("tensor %q: %d raw bytes for %d floats", t.Name, len(t.RawData), n)
 		}
 		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
-		}
+		vec.DecodeF32(out, t.RawData)
 		return out, nil
 	}
 	if int64(len(t.FloatData)) != n {
@@ -350,10 +349,7 @@ func TensorFloats(t *onnx.TensorProto) ([]float32, error) {
 
 // FloatTensor builds a float32 initializer stored as raw data.
 func FloatTensor(name string, dims []int64, v []float32) *onnx.TensorProto {
-	raw := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
-	}
+	raw := vec.AppendF32(make([]byte, 0, 4*len(v)), v)
 	return &onnx.TensorProto{Name: name, Dims: append([]int64(nil), dims...), DataType: int32(onnx.TensorProto_FLOAT), RawData: raw}
 }
 

@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 	"unsafe"
+
+	"prodsearch/internal/vec"
 )
 
 // Records are a small hand-rolled binary format rather than JSON because
@@ -91,11 +93,7 @@ func readString(b []byte) (string, []byte, error) {
 }
 
 func encodeVector(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
-	return b
+	return vec.AppendF32(make([]byte, 0, 4*len(v)), v)
 }
 
 // decodeVector fills dst from b; it fails rather than truncating. On
@@ -112,9 +110,7 @@ func decodeVector(dst []float32, b []byte) error {
 		copy(dst, unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(dst)))
 		return nil
 	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
+	vec.DecodeF32(dst, b)
 	return nil
 }
 

@@ -1,10 +1,14 @@
 // Package vec holds the small numeric helpers that every stage applies to
-// descriptors: L2 normalisation, finite-value checks and float16 storage.
+// descriptors: L2 normalisation, finite-value checks, and their float16 and
+// little-endian float32 storage.
 // It is a leaf: it imports only the standard library, so any package may use
 // it, and a change here changes every caller the same way.
 package vec
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // Normalize scales v to unit L2 length in place and returns its former
 // length. The sum of squares is accumulated in float64 so that long
@@ -47,6 +51,24 @@ func FirstNonFinite(v []float32) int {
 		}
 	}
 	return -1
+}
+
+// AppendF32 appends v as little-endian IEEE 754 float32, the layout of every
+// stored or exchanged float32 vector: caches, stores, graph files, ONNX raw
+// tensors, safetensors and the benchmark peers' "<f4" files.
+func AppendF32(dst []byte, v []float32) []byte {
+	for _, x := range v {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(x))
+	}
+	return dst
+}
+
+// DecodeF32 fills dst from b, little-endian float32 as AppendF32 writes
+// them; b must hold at least 4*len(dst) bytes.
+func DecodeF32(dst []float32, b []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
 }
 
 // Half rounds f to the nearest IEEE half (ties to even), saturating to

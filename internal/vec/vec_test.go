@@ -52,3 +52,22 @@ func TestFirstNonFinite(t *testing.T) {
 		t.Error("IsFinite misclassifies")
 	}
 }
+
+// TestF32LittleEndian pins the byte layout (files written on one machine are
+// read on another) and checks that every bit pattern survives, NaN
+// payloads and negative zero included.
+func TestF32LittleEndian(t *testing.T) {
+	v := []float32{1, 0, float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), 1e-40}
+	v[1] = float32(math.Copysign(0, -1)) // the constant -0.0 is +0 in Go
+	b := AppendF32([]byte{0xaa}, v)
+	if len(b) != 1+4*len(v) || b[0] != 0xaa || b[1] != 0x00 || b[4] != 0x3f || b[3] != 0x80 {
+		t.Fatalf("layout: % x", b[:5])
+	}
+	got := make([]float32, len(v))
+	DecodeF32(got, b[1:])
+	for i := range v {
+		if math.Float32bits(got[i]) != math.Float32bits(v[i]) {
+			t.Errorf("value %d: %08x, want %08x", i, math.Float32bits(got[i]), math.Float32bits(v[i]))
+		}
+	}
+}
