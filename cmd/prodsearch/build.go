@@ -35,7 +35,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shortSide := fs.Int("short-side", 224, "short side (pixels) the describe settings are tried at")
 	half := fs.Bool("half", true, "store the members' weights as float16 (half the size; cosine to float32 about 0.9999)")
 	trainCat := fs.Bool("train-on-catalogue", false, "add the training classes' catalogue images to the training photos")
-	refit := fs.Bool("refit", false, "after every choice, train each member once more on all training classes (validation ones too) for its chosen epoch count, and ship those")
+	refit := fs.Bool("refit", true, "after every choice, train each member once more on all training classes (validation ones too) for its chosen epoch count, and ship those (--refit=false ships the held-out runs' heads)")
 	tf := addTrainFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
