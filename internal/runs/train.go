@@ -389,7 +389,7 @@ func prepareRunDir(opt TrainOptions, spec *TrainSpec) (runDir string, existing m
 		if err := json.Unmarshal(data, &old); err != nil {
 			return "", nil, fmt.Errorf("%s/run.json: %w", runDir, err)
 		}
-		if old.Data != spec.Data || old.Base.ID() != spec.Base.ID() || old.Config != spec.Config || old.ValFrac != spec.ValFrac {
+		if old.Data != spec.Data || old.Base.ID() != spec.Base.ID() || old.Config != spec.Config || old.ValFrac != spec.ValFrac || old.Refit != spec.Refit {
 			return "", nil, fmt.Errorf("--resume: run %s was started with another recipe or data (see run.json); start a new --run", runDir)
 		}
 		spec.Started = old.Started
