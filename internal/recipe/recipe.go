@@ -1,14 +1,16 @@
 // Package recipe builds the product's model in one call: it chooses the
 // describe settings of every backbone on validation classes held out from
 // the training data, trains a head per backbone, weighs them into an
-// ensemble, tunes a re-ranking recipe per catalogue shape, and writes one
-// model directory. Every choice is made on the held-out training classes;
-// no test image is ever read.
+// ensemble, tunes a re-ranking recipe per catalogue shape, optionally refits
+// the heads on every training class, and writes one model directory. Every
+// choice is made on the held-out training classes; no test image is ever
+// read.
 //
 //	OUT/model.json          the model: ensemble, recipes per shape, provenance
 //	OUT/members/NAME.json   one member's recipe, its weights in NAME.safetensors
 //	OUT/MODEL.md            how it was chosen, with the validation figures
 //	OUT/runs/NAME/          the training runs (checkpoints, curves)
+//	OUT/runs/NAME-all/      the refit runs (Config.Refit)
 package recipe
 
 import (
