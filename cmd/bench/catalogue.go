@@ -56,19 +56,13 @@ func (v catView) apply(b bundle.Bundle) bundle.Bundle {
 	if v.own {
 		return b
 	}
-	set := func(s describe.Settings) describe.Settings {
+	return b.WithSettings(func(s describe.Settings) describe.Settings {
 		s.Crop, s.Flip = v.crop, v.flip
 		if v.scale > 0 {
 			s.Scales = []int{v.scale}
 		}
 		return s
-	}
-	b.Describe = set(b.Describe)
-	b.Members = slices.Clone(b.Members)
-	for i := range b.Members {
-		b.Members[i].Bundle = v.apply(b.Members[i].Bundle)
-	}
-	return b
+	})
 }
 
 // catSide is how one side (photos or catalogue) is described: one or more

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 
+	"prodsearch/internal/describe"
 	"prodsearch/internal/rerank"
 )
 
@@ -115,10 +116,19 @@ func (b Bundle) ForReferences(shape string) (Bundle, bool) {
 // WithCrop is b with the centre crop of its describe settings, and of every
 // member's, set to c (0 = the whole image).
 func (b Bundle) WithCrop(c float64) Bundle {
-	b.Describe.Crop = c
+	return b.WithSettings(func(s describe.Settings) describe.Settings {
+		s.Crop = c
+		return s
+	})
+}
+
+// WithSettings is b with f applied to its describe settings and to every
+// member's, the members copied so that b is left as it was.
+func (b Bundle) WithSettings(f func(describe.Settings) describe.Settings) Bundle {
+	b.Describe = f(b.Describe)
 	b.Members = slices.Clone(b.Members)
 	for i := range b.Members {
-		b.Members[i].Bundle = b.Members[i].Bundle.WithCrop(c)
+		b.Members[i].Bundle = b.Members[i].Bundle.WithSettings(f)
 	}
 	return b
 }
