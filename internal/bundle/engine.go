@@ -207,11 +207,10 @@ func applyHeads(hs describe.Heads, vecs [][]float32) ([][]float32, error) {
 // describeFilesEnsemble reads and decodes each file once for all members
 // (describe.DescribeFilesWith) and joins the members' headed descriptors.
 func (e *Engine) describeFilesEnsemble(ctx context.Context, paths []string, opt describe.FileOptions) ([][]float32, []describe.Failure, describe.Stats, error) {
+	// Validate, run by Open, refuses nested ensembles: every member has a
+	// describer of its own.
 	ds := make([]*describe.Describer, len(e.members))
 	for i, m := range e.members {
-		if m.desc == nil {
-			return nil, nil, describe.Stats{}, fmt.Errorf("bundle: ensemble member %d is itself an ensemble", i)
-		}
 		ds[i] = m.desc
 	}
 	parts, fails, st, err := describe.DescribeFilesWith(ctx, ds, paths, opt)
