@@ -109,41 +109,38 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 	fmt.Fprintf(w, "%-34s %10s %10s %10s %12s\n", "step", "wall", "cpu", "mAP@k*", "peak heap")
 	fmt.Fprintln(w, "(* AP divided by min(R, k), the phase-2 rule; prodsearch eval divides by R)")
 	total, totalCPU := time.Now(), cpuSeconds()
-	stepCPU := totalCPU
-	step := func(name string, start time.Time, mAP float64) {
+	// A step is timed from the end of the one before.
+	stepWall, stepCPU := total, totalCPU
+	step := func(name string, mAP float64) {
 		m := "-"
 		if !math.IsNaN(mAP) {
 			m = fmt.Sprintf("%.4f", mAP)
 		}
 		now := cpuSeconds()
-		fmt.Fprintf(w, "%-34s %9.2fs %9.2fs %10s %9.0f MiB\n", name, time.Since(start).Seconds(), now-stepCPU, m, mem.peakMiB())
-		stepCPU = now
+		fmt.Fprintf(w, "%-34s %9.2fs %9.2fs %10s %9.0f MiB\n", name, time.Since(stepWall).Seconds(), now-stepCPU, m, mem.peakMiB())
+		stepWall, stepCPU = time.Now(), now
 	}
 
-	t := time.Now()
 	d := generatePhase2(c)
-	step("generate descriptors", t, math.NaN())
+	step("generate descriptors", math.NaN())
 
-	t = time.Now()
 	refs, err := index.NewFlatFrom(c.dim, refIDs(c.refs), d.refs, index.WithThreads(c.threads), index.WithMemoryBudget(c.budgetMiB<<20))
 	if err != nil {
 		return err
 	}
-	step("build flat index", t, math.NaN())
+	step("build flat index", math.NaN())
 
 	ev := newEvaluator(d, c.k)
 	qeK := max(c.qe, 1)
 
-	t = time.Now()
 	baseNb, mBase, err := ev.search(ctx, refs, d.queries, qeK)
 	if err != nil {
 		return err
 	}
-	step("exact search", t, mBase)
+	step("exact search", mBase)
 
 	mQE, mDBA, mFinal, mApply := math.NaN(), math.NaN(), math.NaN(), math.NaN()
 	if c.steps && c.qe > 0 && c.ablation {
-		t = time.Now()
 		qs, err := expand(d.queries, refs, baseNb, c.qe, c.qeAlpha)
 		if err != nil {
 			return err
@@ -151,16 +148,15 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 		if _, mQE, err = ev.search(ctx, refs, qs, 1); err != nil {
 			return err
 		}
-		step("QE only: expand + search", t, mQE)
+		step("QE only: expand + search", mQE)
 	}
 
 	if c.steps {
 		// The pipeline proper: DBA, search (whose top hits feed QE), QE, search.
-		pipeline, pipelineCPU := time.Now(), cpuSeconds()
+		pipeline, pipelineCPU := stepWall, stepCPU
 		base, final := refs, d.queries
 		nb := baseNb
 		if c.dba > 0 {
-			t = time.Now()
 			if c.dbaQueries {
 				base, err = rerank.DBAWithQueries(ctx, refs, d.queries, c.dba, c.dbaAlpha)
 			} else {
@@ -169,54 +165,49 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 			if err != nil {
 				return err
 			}
-			step("DBA (R x R search + augment)", t, math.NaN())
-			t = time.Now()
+			step("DBA (R x R search + augment)", math.NaN())
 			if nb, mDBA, err = ev.search(ctx, base, d.queries, qeK); err != nil {
 				return err
 			}
-			step("search on DBA refs", t, mDBA)
+			step("search on DBA refs", mDBA)
 		}
 		mFinal = mBase
 		switch {
 		case c.qe > 0 && c.dba == 0 && c.ablation:
 			mFinal = mQE // already measured
 		case c.qe > 0:
-			t = time.Now()
 			if final, err = expand(d.queries, base, nb, c.qe, c.qeAlpha); err != nil {
 				return err
 			}
 			if _, mFinal, err = ev.search(ctx, base, final, 1); err != nil {
 				return err
 			}
-			step("QE + search", t, mFinal)
+			step("QE + search", mFinal)
 		case c.dba > 0:
 			mFinal = mDBA
 		}
 		fmt.Fprintf(w, "%-34s %9.2fs %9.2fs\n", "pipeline total", time.Since(pipeline).Seconds(), cpuSeconds()-pipelineCPU)
-		stepCPU = cpuSeconds()
+		stepWall, stepCPU = time.Now(), cpuSeconds()
 	}
 
+	p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries}
 	if c.apply && (c.qe > 0 || c.dba > 0) {
-		t = time.Now()
-		p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries}
 		if mApply, err = ev.apply(ctx, d.queries, refs, p); err != nil {
 			return err
 		}
-		step("rerank.ApplyFunc end to end", t, mApply)
+		step("rerank.ApplyFunc end to end", mApply)
 		if c.steps && mApply != mFinal {
 			return fmt.Errorf("ApplyFunc mAP %.6f differs from the step-by-step pipeline's %.6f", mApply, mFinal)
 		}
 	}
 
 	if c.krecip {
-		t = time.Now()
-		p := rerank.Params{QE: c.qe, QEAlpha: c.qeAlpha, DBA: c.dba, DBAAlpha: c.dbaAlpha, DBAQueries: c.dbaQueries,
-			KRecip: true, K1: c.k1, K2: c.k2, Lambda: c.lambda}
+		p.KRecip, p.K1, p.K2, p.Lambda = true, c.k1, c.k2, c.lambda
 		m, err := ev.apply(ctx, d.queries, refs, p)
 		if err != nil {
 			return err
 		}
-		step("ApplyFunc with k-reciprocal", t, m)
+		step("ApplyFunc with k-reciprocal", m)
 	}
 
 	mem.stop()

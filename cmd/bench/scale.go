@@ -301,8 +301,7 @@ func runScale(ctx context.Context, args []string, stdout io.Writer) error {
 		debug.FreeOSMemory()
 		meta := map[string]any{"n": o.n, "nq": o.nq, "dim": o.dim, "k": o.k, "ktop": o.ktop, "m": o.m, "efc": o.efc,
 			"efs": o.efs, "lat_queries": o.latQueries, "threads": threads}
-		b, _ := json.Marshal(meta)
-		if err := os.WriteFile(filepath.Join(dir, "meta.json"), b, 0o644); err != nil {
+		if err := writeJSON(filepath.Join(dir, "meta.json"), meta); err != nil {
 			return err
 		}
 		logf("running faiss peer")

@@ -155,12 +155,6 @@ func (s *soak) fail(err error) {
 	}
 }
 
-func (s *soak) failed() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.nerr
-}
-
 // errUnexpected marks a status the operation does not allow: any 5xx, and
 // any 4xx other than the ones a bad request was meant to draw.
 var errUnexpected = errors.New("unexpected status")

@@ -492,12 +492,8 @@ func (c speedConfig) runPeer(ctx context.Context, spec backbone.Spec, set descri
 		"input": filepath.Join(dir, "input.f32"), "calls": calls, "p": p, "threads": c.threads,
 		"descriptors": filepath.Join(dir, "peer.f32"), "result": filepath.Join(dir, "peer.json"),
 	}
-	jb, err := json.Marshal(job)
-	if err != nil {
-		return res, nil, err
-	}
 	jobPath := filepath.Join(dir, "job.json")
-	if err := os.WriteFile(jobPath, jb, 0o644); err != nil {
+	if err := writeJSON(jobPath, job); err != nil {
 		return res, nil, fmt.Errorf("peer: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, c.python, c.script, jobPath)

@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/viterin/vek/vek32"
 )
@@ -131,8 +129,7 @@ type phase2Data struct {
 }
 
 // generatePhase2 draws the phase2 benchmark's descriptors (planted classes in a low-rank
-// latent space; see phase2.go). Each row has its own random stream, so the
-// data does not depend on the number of goroutines.
+// latent space; see phase2.go).
 func generatePhase2(c phase2Config) phase2Data {
 	r := rand.New(rand.NewPCG(c.seed, 0))
 	centres := make([]float64, c.classes*c.rank)
@@ -163,51 +160,45 @@ func generatePhase2(c phase2Config) phase2Data {
 		d.queryClass[i] = int32(r.IntN(c.classes))
 		d.queries[i] = qbuf[i*c.dim : (i+1)*c.dim : (i+1)*c.dim]
 	}
+	// Each row draws from its own stream, so the data does not depend on
+	// the number of goroutines; a chunk of rows shares the work buffers.
+	const chunk = 256
 	rows := c.refs + c.queries
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			z := make([]float64, c.rank)
-			x := make([]float64, c.dim)
-			for {
-				row := int(next.Add(1)) - 1
-				if row >= rows {
-					return
-				}
-				rr := rand.New(rand.NewPCG(c.seed, uint64(row)+1))
-				var class int32
-				var out []float32
-				if row < c.refs {
-					class, out = d.refClass[row], d.refs[row*c.dim:(row+1)*c.dim]
-				} else {
-					class, out = d.queryClass[row-c.refs], d.queries[row-c.refs]
-				}
-				for j := range z {
-					z[j] = centres[int(class)*c.rank+j] + c.intraNoise*rr.NormFloat64()
-				}
-				clear(x)
-				for j, zj := range z {
-					p := proj[j*c.dim : (j+1)*c.dim]
-					for t := range x {
-						x[t] += zj * p[t]
-					}
-				}
-				// Each projected component has variance about 1+intra^2, so
-				// this noise has noise times the signal's norm.
-				sigma := c.noise * math.Sqrt(1+c.intraNoise*c.intraNoise)
-				var ss float64
+	parallelFor((rows+chunk-1)/chunk, runtime.GOMAXPROCS(0), func(ch int) {
+		z := make([]float64, c.rank)
+		x := make([]float64, c.dim)
+		for row := ch * chunk; row < min((ch+1)*chunk, rows); row++ {
+			rr := rand.New(rand.NewPCG(c.seed, uint64(row)+1))
+			var class int32
+			var out []float32
+			if row < c.refs {
+				class, out = d.refClass[row], d.refs[row*c.dim:(row+1)*c.dim]
+			} else {
+				class, out = d.queryClass[row-c.refs], d.queries[row-c.refs]
+			}
+			for j := range z {
+				z[j] = centres[int(class)*c.rank+j] + c.intraNoise*rr.NormFloat64()
+			}
+			clear(x)
+			for j, zj := range z {
+				p := proj[j*c.dim : (j+1)*c.dim]
 				for t := range x {
-					x[t] += sigma * rr.NormFloat64()
-					ss += x[t] * x[t]
-				}
-				inv := 1 / math.Sqrt(ss)
-				for t := range x {
-					out[t] = float32(x[t] * inv)
+					x[t] += zj * p[t]
 				}
 			}
-		})
-	}
-	wg.Wait()
+			// Each projected component has variance about 1+intra^2, so
+			// this noise has noise times the signal's norm.
+			sigma := c.noise * math.Sqrt(1+c.intraNoise*c.intraNoise)
+			var ss float64
+			for t := range x {
+				x[t] += sigma * rr.NormFloat64()
+				ss += x[t] * x[t]
+			}
+			inv := 1 / math.Sqrt(ss)
+			for t := range x {
+				out[t] = float32(x[t] * inv)
+			}
+		}
+	})
 	return d
 }
