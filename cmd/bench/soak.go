@@ -9,8 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"io"
 	"maps"
@@ -27,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"prodsearch/internal/imageio/imagetest"
 	"prodsearch/internal/index"
 	"prodsearch/internal/server"
 	"prodsearch/internal/store"
@@ -201,45 +200,15 @@ func (s *soak) doJSON(ctx context.Context, op, method, path, ctype string, body 
 	return code, nil
 }
 
-// soakImage draws a photo for (id, gen): a gradient with random boxes and
-// discs, different for every pair, so that the backbone describes each
-// item distinctly; JPEG encoding is deterministic, so the same pair gives
-// the same bytes and the same descriptor.
+// soakImage draws a photo for (id, gen) (imagetest.Photo), different for
+// every pair, so that the backbone describes each item distinctly; JPEG
+// encoding is deterministic, so the same pair gives the same bytes and the
+// same descriptor.
 func soakImage(id string, gen int) []byte {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s#%d", id, gen)
-	r := rand.New(rand.NewPCG(h.Sum64(), 99))
-	const n = 160
-	rc := func() color.RGBA { return color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255} }
-	a, b := rc(), rc()
-	img := image.NewRGBA(image.Rect(0, 0, n, n))
-	for y := range n {
-		for x := range n {
-			t := float64(x+y) / (2 * n)
-			mix := func(p, q uint8) uint8 { return uint8(float64(p)*(1-t) + float64(q)*t) }
-			img.SetRGBA(x, y, color.RGBA{mix(a.R, b.R), mix(a.G, b.G), mix(a.B, b.B), 255})
-		}
-	}
-	for range 5 {
-		c, x0, y0, w, hh := rc(), r.IntN(n), r.IntN(n), 10+r.IntN(70), 10+r.IntN(70)
-		for y := y0; y < min(n, y0+hh); y++ {
-			for x := x0; x < min(n, x0+w); x++ {
-				img.SetRGBA(x, y, c)
-			}
-		}
-	}
-	for range 3 {
-		c, cx, cy, rad := rc(), r.IntN(n), r.IntN(n), 8+r.IntN(30)
-		for y := max(0, cy-rad); y < min(n, cy+rad); y++ {
-			for x := max(0, cx-rad); x < min(n, cx+rad); x++ {
-				if (x-cx)*(x-cx)+(y-cy)*(y-cy) <= rad*rad {
-					img.SetRGBA(x, y, c)
-				}
-			}
-		}
-	}
 	var buf bytes.Buffer
-	_ = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	_ = jpeg.Encode(&buf, imagetest.Photo(h.Sum64(), 160, 160), &jpeg.Options{Quality: 90})
 	return buf.Bytes()
 }
 

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"image"
-	"image/color"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,24 +47,17 @@ func (f *fakeRunner) Run(_ context.Context, input []float32, n, h, w int) (backb
 	return fm, nil
 }
 
-// writeImages writes noisy PNGs of three aspect ratios, so that batches hold
+// writeImages writes PNGs of three aspect ratios, so that batches hold
 // several shape groups, the case where views are hardest to map to images.
 func writeImages(t *testing.T, n int) []string {
 	t.Helper()
 	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(1, 2))
 	sizes := []image.Point{{90, 90}, {90, 120}, {120, 90}}
 	var paths []string
 	for i := range n {
 		sz := sizes[i%len(sizes)]
-		m := image.NewNRGBA(image.Rect(0, 0, sz.X, sz.Y))
-		for y := range sz.Y {
-			for x := range sz.X {
-				m.Set(x, y, color.NRGBA{uint8(rng.IntN(256)), uint8(x * 2), uint8(y * 2), 255})
-			}
-		}
 		p := filepath.Join(dir, strings.Repeat("a", i+1)+".png")
-		imagetest.WriteFile(t, p, imagetest.PNG(t, m))
+		imagetest.WriteFile(t, p, imagetest.PNG(t, imagetest.Photo(uint64(i), sz.X, sz.Y)))
 		paths = append(paths, p)
 	}
 	return paths

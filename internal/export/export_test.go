@@ -3,25 +3,19 @@ package export
 import (
 	"context"
 	"image"
-	"image/color"
 	"math/rand/v2"
 	"testing"
 
 	"prodsearch/internal/backbone"
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/describe"
+	"prodsearch/internal/imageio/imagetest"
 	"prodsearch/internal/testenv"
 	"prodsearch/internal/vec/vectest"
 )
 
 func randomHead(rng *rand.Rand, kind string, in, hidden, out int, mean bool) describe.Head {
-	r := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
+	r := func(n int) []float32 { return vectest.Gaussian(rng, n) }
 	h := describe.Head{Kind: kind, In: in, Out: out, Hidden: hidden}
 	if mean {
 		h.Mean = r(in)
@@ -32,27 +26,6 @@ func randomHead(rng *rand.Rand, kind string, in, hidden, out int, mean bool) des
 		h.W = r(out * in)
 	}
 	return h
-}
-
-// photo draws a deterministic image with structure at every scale.
-func photo(seed uint64, w, h int) image.Image {
-	rng := rand.New(rand.NewPCG(seed, 9))
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.SetRGBA(x, y, color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), uint8((x * y) % 251), 255})
-		}
-	}
-	for k := 0; k < 12; k++ {
-		x0, y0 := rng.IntN(w-20), rng.IntN(h-20)
-		c := color.RGBA{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(rng.IntN(256)), 255}
-		for y := y0; y < y0+20; y++ {
-			for x := x0; x < x0+20; x++ {
-				img.SetRGBA(x, y, c)
-			}
-		}
-	}
-	return img
 }
 
 // pixels is an exported graph's input for one image: the view prodsearch
@@ -104,7 +77,7 @@ func checkExport(t *testing.T, b bundle.Bundle, models, lib string) {
 		members = []bundle.Member{{Bundle: b, Weight: 1}}
 	}
 	for k, size := range [][2]int{{120, 90}, {97, 131}} {
-		img := photo(uint64(k), size[0], size[1])
+		img := imagetest.Photo(uint64(k), size[0], size[1])
 		feeds := make([]backbone.Tensor, len(inputs))
 		for _, m := range members {
 			me, err := bundle.Open(m.Bundle, bundle.Options{ModelDir: models, Library: lib, Threads: 1})

@@ -2,7 +2,8 @@
 // describe and server tests feed through the upload path, in code, so no
 // test depends on committed binaries: truncated and bomb headers, GIFs with
 // thousands of frames, CMYK JPEGs (which no Go encoder writes), 16-bit PNGs,
-// EXIF orientations and extreme sizes.
+// EXIF orientations and extreme sizes; and the seeded stand-in photos that
+// tests and benchmarks describe.
 package imagetest
 
 import (
@@ -15,6 +16,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,6 +56,43 @@ func Solid(w, h int, c color.RGBA) *image.RGBA {
 	m := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i := 0; i < len(m.Pix); i += 4 {
 		m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	return m
+}
+
+// Photo is a w x h stand-in for a product photo, different for every seed
+// and the same for the same one: a gradient between two colours with five
+// boxes (10 to 79 pixels a side) and three discs on it, so that a backbone
+// describes two seeds apart and every scale has structure.
+func Photo(seed uint64, w, h int) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 99))
+	rc := func() color.RGBA { return color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255} }
+	a, b := rc(), rc()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			t := float64(x*h+y*w) / float64(2*w*h)
+			mix := func(p, q uint8) uint8 { return uint8(float64(p)*(1-t) + float64(q)*t) }
+			m.SetRGBA(x, y, color.RGBA{mix(a.R, b.R), mix(a.G, b.G), mix(a.B, b.B), 255})
+		}
+	}
+	for range 5 {
+		c, x0, y0, bw, bh := rc(), r.IntN(w), r.IntN(h), 10+r.IntN(70), 10+r.IntN(70)
+		for y := y0; y < min(h, y0+bh); y++ {
+			for x := x0; x < min(w, x0+bw); x++ {
+				m.SetRGBA(x, y, c)
+			}
+		}
+	}
+	for range 3 {
+		c, cx, cy, rad := rc(), r.IntN(w), r.IntN(h), 8+r.IntN(30)
+		for y := max(0, cy-rad); y < min(h, cy+rad); y++ {
+			for x := max(0, cx-rad); x < min(w, cx+rad); x++ {
+				if (x-cx)*(x-cx)+(y-cy)*(y-cy) <= rad*rad {
+					m.SetRGBA(x, y, c)
+				}
+			}
+		}
 	}
 	return m
 }
