@@ -34,7 +34,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	crops := fs.String("crops", "1,0.8,0.6", "centre crops tried per backbone (1 = whole image); GeM is then tried at the best")
 	shortSide := fs.Int("short-side", 224, "short side (pixels) the describe settings are tried at")
 	half := fs.Bool("half", true, "store the members' weights as float16 (half the size; cosine to float32 about 0.9999)")
-	trainCat := fs.Bool("train-on-catalogue", false, "add the training classes' catalogue images to the training photos")
+	trainCat := fs.Bool("train-on-catalogue", true, "add the training classes' catalogue images (from --catalogue) to the training photos; the held-out runs never see a validation class's (--train-on-catalogue=false trains on the photos only)")
 	refit := fs.Bool("refit", true, "after every choice, train each member once more on all training classes (validation ones too) for its chosen epoch count, and ship those (--refit=false ships the held-out runs' heads)")
 	tf := addTrainFlags(fs)
 	if err := parse(fs, args); err != nil {

@@ -73,8 +73,9 @@ type Member struct {
 // the rebuild compared with it.
 type Provenance struct {
 	Command string `json:"command"`
-	// Data is the training data as given and DataSHA256 a hash over its
-	// labelled images' contents, independent of paths and order.
+	// Data is the training data as given and DataSHA256 a hash over the
+	// labelled images' contents the model trained on (with the catalogue
+	// images when it trained on them), independent of paths and order.
 	Data       string `json:"data"`
 	DataSHA256 string `json:"data_sha256"`
 	Catalogue  string `json:"catalogue,omitempty"`

@@ -56,8 +56,9 @@ type Config struct {
 	Patience int
 	Keep     runs.Retention
 	// TrainOnCatalogue adds the training classes' catalogue images to the
-	// training photos, teaching the head that a studio image and a phone
-	// photo of one product belong together.
+	// training photos (the refit takes the validation classes' too),
+	// teaching the head that a studio image and a phone photo of one
+	// product belong together.
 	TrainOnCatalogue bool
 	// Refit trains every member once more, on all training classes (the
 	// validation ones too) for the epochs its held-out run chose, after
@@ -173,10 +174,13 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		res.Chosen[name] = s
 	}
 
-	trainSet := cfg.Data
-	if cfg.TrainOnCatalogue && len(trainCat) > 0 {
-		trainSet = &dataset.Set{Source: cfg.Data.Source, Format: cfg.Data.Format, Items: append(slices.Clone(cfg.Data.Items), trainCat...)}
-		c.logf("training on %d photos and %d catalogue images of the training classes\n", len(cfg.Data.Items), len(trainCat))
+	trainSet, refitSet := trainingSets(cfg.Data, trainCat, valCat, cfg.TrainOnCatalogue)
+	c.trained = trainSet
+	if cfg.Refit {
+		c.trained = refitSet
+	}
+	if n := len(trainSet.Items) - len(cfg.Data.Items); n > 0 {
+		c.logf("training on %d photos and %d catalogue images of the training classes\n", len(cfg.Data.Items), n)
 	}
 	var members []bundle.Bundle
 	for _, name := range cfg.Backbones {
@@ -217,7 +221,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 
 	if cfg.Refit {
 		for i, name := range cfg.Backbones {
-			if members[i], err = c.trainMember(ctx, name, trainSet, true); err != nil {
+			if members[i], err = c.trainMember(ctx, name, refitSet, true); err != nil {
 				return nil, err
 			}
 		}
@@ -234,6 +238,24 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	c.logf("wrote %s (%d-d, ID %s) in %s\n", res.Model, model.Dim(), model.ID(), res.Wall.Round(time.Second))
 	return res, nil
+}
+
+// trainingSets are what the held-out runs and the refits train on: the
+// photos, and with onCatalogue the catalogue images too. The held-out runs
+// never see a validation class's catalogue image (it is a validation
+// reference); the refit, with nothing held out, sees every one.
+func trainingSets(photos *dataset.Set, trainCat, valCat []dataset.Item, onCatalogue bool) (held, refit *dataset.Set) {
+	if !onCatalogue {
+		return photos, photos
+	}
+	with := func(cat ...[]dataset.Item) *dataset.Set {
+		items := slices.Clone(photos.Items)
+		for _, c := range cat {
+			items = append(items, c...)
+		}
+		return &dataset.Set{Source: photos.Source, Format: photos.Format, Items: items}
+	}
+	return with(trainCat), with(trainCat, valCat)
 }
 
 // Tasks makes the validation tasks of every catalogue shape from the
@@ -263,6 +285,9 @@ func Tasks(photos, catalogue []dataset.Item) []Task {
 type builder struct {
 	cfg Config
 	res *Result
+	// trained is every image the shipped heads learned from, for the
+	// model's data hash.
+	trained *dataset.Set
 }
 
 func (c *builder) logf(format string, a ...any) {
@@ -350,7 +375,12 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 	defer eng.Close()
 	runsDir := filepath.Join(c.cfg.Out, "runs")
 	run := name
-	spec := runs.TrainSpec{Data: c.cfg.Provenance.Data, Base: base, Config: c.cfg.Train, ValFrac: c.cfg.ValFrac, AugViews: views, Keep: c.cfg.Keep, Patience: c.cfg.Patience}
+	data := c.cfg.Provenance.Data
+	if len(set.Items) > len(c.cfg.Data.Items) {
+		// run.json names the catalogue too, so a resume notices the change.
+		data += " + catalogue images of " + c.cfg.Provenance.Catalogue
+	}
+	spec := runs.TrainSpec{Data: data, Base: base, Config: c.cfg.Train, ValFrac: c.cfg.ValFrac, AugViews: views, Keep: c.cfg.Keep, Patience: c.cfg.Patience}
 	if refit {
 		// The held-out run chose the epochs; the refit trains that many.
 		run = name + "-all"
@@ -568,7 +598,7 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 	prov.ValClasses = c.res.ValClasses
 	prov.Built = time.Now().UTC()
 	prov.Settings = fmt.Sprintf("per backbone, the best mean validation mAP of GAP at centre crops %v and GeM p=3 at the best crop, short side %d", c.cfg.Crops, c.cfg.Scale)
-	hash, err := DataHash(c.cfg.Data)
+	hash, err := DataHash(c.trained)
 	if err != nil {
 		return bundle.Bundle{}, err
 	}

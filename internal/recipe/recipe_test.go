@@ -209,3 +209,30 @@ func TestTasksWithoutCatalogue(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainingSetsKeepValidationCatalogueForTheRefit(t *testing.T) {
+	item := func(id, label string) dataset.Item { return dataset.Item{ID: id, Path: id, Label: label} }
+	photos := &dataset.Set{Source: "train.tsv", Items: []dataset.Item{item("p1", "a"), item("p2", "b")}}
+	trainCat, valCat := []dataset.Item{item("ca", "a")}, []dataset.Item{item("cb", "b")}
+	ids := func(s *dataset.Set) string {
+		var out []string
+		for _, it := range s.Items {
+			out = append(out, it.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	held, refit := trainingSets(photos, trainCat, valCat, false)
+	if held != photos || refit != photos {
+		t.Fatalf("without catalogue training: held %s, refit %s", ids(held), ids(refit))
+	}
+	held, refit = trainingSets(photos, trainCat, valCat, true)
+	if got := ids(held); got != "p1,p2,ca" {
+		t.Errorf("held-out runs train on %s: a validation catalogue image is a validation reference", got)
+	}
+	if got := ids(refit); got != "p1,p2,ca,cb" {
+		t.Errorf("refit trains on %s, want every photo and catalogue image", got)
+	}
+	if ids(photos) != "p1,p2" || held.Source != "train.tsv" {
+		t.Errorf("the photos' set changed: %s (source %q)", ids(photos), held.Source)
+	}
+}
