@@ -34,15 +34,19 @@ func summarise(xs []float64) summary {
 	return summary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Mean: mean(s)}
 }
 
-func mean(xs []float64) float64 {
+func sum(xs []float64) float64 {
 	var s float64
 	for _, x := range xs {
 		s += x
 	}
-	return s / float64(len(xs))
+	return s
 }
 
+func mean(xs []float64) float64 { return sum(xs) / float64(len(xs)) }
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // parseInts reads a comma-separated list of positive integers.
 func parseInts(s string) ([]int, error) {

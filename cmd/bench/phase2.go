@@ -130,7 +130,7 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 	}
 	step("build flat index", math.NaN())
 
-	ev := newEvaluator(d, c.k)
+	ev := &evaluator{d: d, k: c.k}
 	qeK := max(c.qe, 1)
 
 	baseNb, mBase, err := ev.search(ctx, refs, d.queries, qeK)
@@ -232,8 +232,6 @@ type evaluator struct {
 	d phase2Data
 	k int
 }
-
-func newEvaluator(d phase2Data, k int) *evaluator { return &evaluator{d: d, k: k} }
 
 // ap is the average precision at k of one query's ranking, the hackathon
 // phase-2 way: divided by min(R, k), not by R as eval.AveragePrecision does

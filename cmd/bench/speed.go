@@ -8,9 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -177,12 +177,7 @@ func (c speedConfig) run(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "\nexact search (index.Flat, k=%d, %d threads, synthetic unit refs, real descriptors as queries):\n", c.k, runtime.GOMAXPROCS(0))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "dim\trefs\tqueries\tSearch ms/q\tSearchBatch ms/q\t")
-		dims := make([]int, 0, len(queries))
-		for d := range queries {
-			dims = append(dims, d)
-		}
-		slices.Sort(dims)
-		for _, d := range dims {
+		for _, d := range slices.Sorted(maps.Keys(queries)) {
 			for _, r := range c.refs {
 				single, batch, err := timeSearch(ctx, d, r, c.k, queries[d])
 				if err != nil {
@@ -309,13 +304,16 @@ func (c speedConfig) measure(ctx context.Context, sess *backbone.Session, set de
 	}
 	slices.Sort(ratios)
 	row.ratioMedian = ratios[len(ratios)/2]
-	row.torchInfer, row.torchPool, row.torchWarm = seconds(res.Infer), seconds(res.Pool), time.Duration(res.Warmup*float64(time.Second))
+	row.torchInfer, row.torchPool, row.torchWarm = secs(sum(res.Infer)), secs(sum(res.Pool)), secs(res.Warmup)
 	row.torchVersion = res.Torch
 	if res.MKLDNN {
 		row.torchVersion += " (oneDNN)"
 	}
 	return row, vecs, nil
 }
+
+// castagnoli is the CRC-32C table of the input checksums.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // peerCall is one Session.Run as recorded: its shape and a checksum of the
 // exact input bytes.
@@ -343,7 +341,6 @@ type recordingRunner struct {
 	recorded int
 	f        *os.File
 	bw       *bufio.Writer
-	sum      hash.Hash32
 	buf      []byte
 }
 
@@ -361,7 +358,7 @@ func (r *recordingRunner) startRecording(path string, limit int) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.f, r.bw, r.sum = f, bufio.NewWriterSize(f, 1<<20), crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	r.f, r.bw = f, bufio.NewWriterSize(f, 1<<20)
 	r.limit, r.recorded = limit, 0
 	return nil
 }
@@ -396,12 +393,10 @@ func (r *recordingRunner) Run(ctx context.Context, input []float32, n, h, w int)
 		return fm, err
 	}
 	r.buf = vec.AppendF32(r.buf[:0], input)
-	r.sum.Reset()
-	r.sum.Write(r.buf)
 	if _, err := r.bw.Write(r.buf); err != nil {
 		return backbone.FeatureMap{}, fmt.Errorf("speed: recording tensors: %w", err)
 	}
-	r.calls = append(r.calls, peerCall{N: n, H: h, W: w, CRC: r.sum.Sum32(), ort: t1.Sub(t0)})
+	r.calls = append(r.calls, peerCall{N: n, H: h, W: w, CRC: crc32.Checksum(r.buf, castagnoli), ort: t1.Sub(t0)})
 	r.recorded += n
 	r.overhead += time.Since(t1)
 	return fm, nil
@@ -430,7 +425,7 @@ func (r *replayRunner) Run(_ context.Context, input []float32, n, h, w int) (bac
 	}
 	want := r.calls[r.next]
 	r.buf = vec.AppendF32(r.buf[:0], input)
-	got := peerCall{N: n, H: h, W: w, CRC: crc32.Checksum(r.buf, crc32.MakeTable(crc32.Castagnoli))}
+	got := peerCall{N: n, H: h, W: w, CRC: crc32.Checksum(r.buf, castagnoli)}
 	if got != (peerCall{N: want.N, H: want.H, W: want.W, CRC: want.CRC}) {
 		return backbone.FeatureMap{}, fmt.Errorf("replay: call %d is %+v, recorded %+v (pipeline not deterministic?)", r.next, got, want)
 	}
@@ -550,14 +545,6 @@ func cosineStats(a, b [][]float32) (lo, mean float64) {
 		mean += c
 	}
 	return lo, mean / float64(len(a))
-}
-
-func seconds(s []float64) time.Duration {
-	var t float64
-	for _, x := range s {
-		t += x
-	}
-	return time.Duration(t * float64(time.Second))
 }
 
 // printSpeedTable prints one line per backbone × setting: throughput, per
