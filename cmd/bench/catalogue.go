@@ -156,12 +156,11 @@ type catRow struct {
 	DeltaRR float64     `json:"delta_mrr"`
 }
 
-// runCatalogue measures the methods that close the gap between phone photos
+// catalogueCmd measures the methods that close the gap between phone photos
 // and studio images (issue 12, item 3) for each bundle, on the validation
 // side (photos of the classes held out from the training data against their
 // catalogue images) and, when -test is given, on the test side.
-func runCatalogue(ctx context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("catalogue", flag.ContinueOnError)
+func catalogueCmd(fs *flag.FlagSet) runFunc {
 	g := "../shared/data/grocerystore/"
 	bundles := fs.String("bundles", "coral_mnv1", "comma-separated bundles: a bundle .json or a builtin backbone name (its frozen default)")
 	data := fs.String("data", g+"splits/train.tsv", "training photos; the validation side uses the classes held out from them")
@@ -172,59 +171,58 @@ func runCatalogue(ctx context.Context, args []string, w io.Writer) error {
 	seed := fs.Int64("seed", train.DefaultConfig().Seed, "hold-out seed, as train --seed")
 	groups := fs.String("methods", "", "comma-separated method groups to run (off, a, b, c, a+c, b+c; empty = all); off always runs")
 	jsonOut := fs.String("json", "", "also write the rows as JSON to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cat, err := dataset.Load(*catalogue)
-	if err != nil {
-		return err
-	}
-	tasks, err := catTasks(*data, cat, *tests, *valRun, *valFrac, *seed)
-	if err != nil {
-		return err
-	}
-	keep := map[string]bool{"off": true}
-	for g := range strings.SplitSeq(*groups, ",") {
-		keep[strings.TrimSpace(g)] = true
-	}
-	var methods []catMethod
-	for _, m := range catMethods() {
-		if *groups == "" || keep[m.group] {
-			methods = append(methods, m)
-		}
-	}
-	c, err := cache.Open(cache.DefaultDir())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var rows []catRow
-	for bref := range strings.SplitSeq(*bundles, ",") {
-		b, err := loadBundleOrDefault(bref)
+	return func(ctx context.Context, w io.Writer) error {
+		cat, err := dataset.Load(*catalogue)
 		if err != nil {
 			return err
 		}
-		d := &viewDescriber{base: b, cache: c, memo: map[string]map[string][]float32{}}
-		for _, t := range tasks {
-			fmt.Fprintf(w, "\n%s, %s: %d photos of %d classes against %d catalogue images\n", bref, t.name, len(t.photos), len(dataset.LabelSet(t.photos)), len(t.cat))
-			fmt.Fprintf(w, "%-4s %-52s %6s %6s %6s %7s %7s\n", "", "method", "R@1", "MRR", "R@5", "ΔR@1", "ΔMRR")
-			var off eval.Scores
-			for i, m := range methods {
-				s, err := d.score(ctx, t, m)
-				if err != nil {
-					return fmt.Errorf("%s, %s, %s: %w", bref, t.name, m.name, err)
-				}
-				if i == 0 {
-					off = s
-				}
-				r := catRow{Bundle: bref, Task: t.name, Group: m.group, Method: m.name, Photo: m.photo.String(), Cat: m.cat.String(),
-					Scores: s, DeltaR1: s.R1 - off.R1, DeltaRR: s.MRR - off.MRR}
-				rows = append(rows, r)
-				fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
+		tasks, err := catTasks(*data, cat, *tests, *valRun, *valFrac, *seed)
+		if err != nil {
+			return err
+		}
+		keep := map[string]bool{"off": true}
+		for g := range strings.SplitSeq(*groups, ",") {
+			keep[strings.TrimSpace(g)] = true
+		}
+		var methods []catMethod
+		for _, m := range catMethods() {
+			if *groups == "" || keep[m.group] {
+				methods = append(methods, m)
 			}
 		}
+		c, err := cache.Open(cache.DefaultDir())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		var rows []catRow
+		for bref := range strings.SplitSeq(*bundles, ",") {
+			b, err := loadBundleOrDefault(bref)
+			if err != nil {
+				return err
+			}
+			d := &viewDescriber{base: b, cache: c, memo: map[string]map[string][]float32{}}
+			for _, t := range tasks {
+				fmt.Fprintf(w, "\n%s, %s: %d photos of %d classes against %d catalogue images\n", bref, t.name, len(t.photos), len(dataset.LabelSet(t.photos)), len(t.cat))
+				fmt.Fprintf(w, "%-4s %-52s %6s %6s %6s %7s %7s\n", "", "method", "R@1", "MRR", "R@5", "ΔR@1", "ΔMRR")
+				var off eval.Scores
+				for i, m := range methods {
+					s, err := d.score(ctx, t, m)
+					if err != nil {
+						return fmt.Errorf("%s, %s, %s: %w", bref, t.name, m.name, err)
+					}
+					if i == 0 {
+						off = s
+					}
+					r := catRow{Bundle: bref, Task: t.name, Group: m.group, Method: m.name, Photo: m.photo.String(), Cat: m.cat.String(),
+						Scores: s, DeltaR1: s.R1 - off.R1, DeltaRR: s.MRR - off.MRR}
+					rows = append(rows, r)
+					fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
+				}
+			}
+		}
+		return writeJSON(*jsonOut, rows)
 	}
-	return writeJSON(*jsonOut, rows)
 }
 
 // catTasks builds the validation side and, with tests, the test side.

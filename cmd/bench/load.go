@@ -63,8 +63,7 @@ type loadOptions struct {
 	jsonOut    string
 }
 
-func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("bench load", flag.ContinueOnError)
+func loadCmd(fs *flag.FlagSet) runFunc {
 	var o loadOptions
 	splits := filepath.Join("..", "shared", "data", "grocerystore", "splits")
 	refsFlag := fs.String("refs", "2626,100000", "comma-separated reference counts to test (real references first, then synthetic descriptors)")
@@ -80,33 +79,32 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(ctx context.Context, stdout io.Writer) error {
+		var err error
+		if o.refs, err = parseInts(*refsFlag); err != nil {
+			return fmt.Errorf("-refs: %w", err)
+		}
+		if o.conc, err = parseInts(*concFlag); err != nil {
+			return fmt.Errorf("-c: %w", err)
+		}
+		if o.prepare != "" {
+			return prepare(ctx, o.prepare, slices.Max(o.refs), stdout)
+		}
+		queries, err := loadQueries(o.queries)
+		if err != nil {
+			return err
+		}
+		var rs []loadResult
+		if o.url != "" {
+			rs, err = measureLevels(ctx, o, o.url, queries, -1, "", nil, stdout)
+		} else {
+			rs, err = inProcess(ctx, o, queries, stdout)
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(o.jsonOut, rs)
 	}
-	var err error
-	if o.refs, err = parseInts(*refsFlag); err != nil {
-		return fmt.Errorf("-refs: %w", err)
-	}
-	if o.conc, err = parseInts(*concFlag); err != nil {
-		return fmt.Errorf("-c: %w", err)
-	}
-	if o.prepare != "" {
-		return prepare(ctx, o.prepare, slices.Max(o.refs), stdout)
-	}
-	queries, err := loadQueries(o.queries)
-	if err != nil {
-		return err
-	}
-	var rs []loadResult
-	if o.url != "" {
-		rs, err = measureLevels(ctx, o, o.url, queries, -1, "", nil, stdout)
-	} else {
-		rs, err = inProcess(ctx, o, queries, stdout)
-	}
-	if err != nil {
-		return err
-	}
-	return writeJSON(o.jsonOut, rs)
 }
 
 // measureLevels measures the server at url at each -c concurrency level,

@@ -35,7 +35,7 @@ func TestSmoke(t *testing.T) {
 	os.WriteFile(qm, []byte(queries.String()), 0o644)
 	out := filepath.Join(dir, "out.json")
 	var stdout bytes.Buffer
-	err := runLoad(context.Background(), []string{"-refs", "6,50", "-c", "1,2", "-n", "20", "-dim", "32",
+	err := dispatch(context.Background(), []string{"load", "-refs", "6,50", "-c", "1,2", "-n", "20", "-dim", "32",
 		"-references", rm, "-queries", qm, "-json", out}, &stdout)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stdout.String())

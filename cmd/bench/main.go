@@ -25,23 +25,27 @@ import (
 	"syscall"
 )
 
-// benchmark is one subcommand: run parses its own flags from args.
+// benchmark is one subcommand: flags defines its flags and returns what
+// runs it once dispatch has parsed them.
 type benchmark struct {
 	name, summary string
-	run           func(ctx context.Context, args []string, stdout io.Writer) error
+	flags         func(fs *flag.FlagSet) runFunc
 }
+
+// runFunc runs a benchmark whose flags are parsed.
+type runFunc func(ctx context.Context, stdout io.Writer) error
 
 // benchmarks lists the subcommands in the order usage shows them.
 func benchmarks() []benchmark {
 	return []benchmark{
-		{"settings", "compare backbones and describe settings on training classes", runSettings},
-		{"speed", "time decode, resize, inference and search against a PyTorch peer", runSpeed},
-		{"table", "score re-ranking and ensemble recipes on validation classes", runTable},
-		{"load", "search throughput and latency over HTTP on loopback", runLoad},
+		{"settings", "compare backbones and describe settings on training classes", settingsCmd},
+		{"speed", "time decode, resize, inference and search against a PyTorch peer", speedCmd},
+		{"table", "score re-ranking and ensemble recipes on validation classes", tableCmd},
+		{"load", "search throughput and latency over HTTP on loopback", loadCmd},
 		{"soak", "drive `prodsearch serve` with mixed clients for a fixed time", soakCmd},
 		{"phase2", "exact search and re-ranking at the hackathon's phase-2 size", phase2Cmd},
-		{"scale", "exact, HNSW and Weaviate search at scale against faiss", runScale},
-		{"catalogue", "phone photo -> studio image methods on validation and test classes", runCatalogue},
+		{"scale", "exact, HNSW and Weaviate search at scale against faiss", scaleCmd},
+		{"catalogue", "phone photo -> studio image methods on validation and test classes", catalogueCmd},
 	}
 }
 
@@ -55,12 +59,18 @@ func main() {
 	}
 }
 
-// dispatch runs the benchmark args name; without one it lists them.
+// dispatch parses the flags of the benchmark args names and runs it;
+// without one it lists them.
 func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		for _, b := range benchmarks() {
 			if b.name == args[0] {
-				return b.run(ctx, args[1:], stdout)
+				fs := flag.NewFlagSet("bench "+b.name, flag.ContinueOnError)
+				run := b.flags(fs)
+				if err := fs.Parse(args[1:]); err != nil {
+					return err
+				}
+				return run(ctx, stdout)
 			}
 		}
 	}

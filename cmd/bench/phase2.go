@@ -50,36 +50,32 @@ type phase2Config struct {
 }
 
 // phase2Cmd parses the phase2 flags and runs the benchmark.
-func phase2Cmd(ctx context.Context, args []string, w io.Writer) error {
+func phase2Cmd(fs *flag.FlagSet) runFunc {
 	var c phase2Config
-	flag := flag.NewFlagSet("bench phase2", flag.ContinueOnError)
-	flag.IntVar(&c.queries, "queries", 18_027, "number of queries")
-	flag.IntVar(&c.refs, "refs", 36_748, "number of references")
-	flag.IntVar(&c.classes, "classes", 1_383, "number of planted classes")
-	flag.IntVar(&c.dim, "dim", 1280, "descriptor dimension")
-	flag.IntVar(&c.rank, "rank", 64, "latent rank of the descriptors")
-	flag.Float64Var(&c.intraNoise, "intra", 1.2, "within-class latent noise (relative to the class centre spread)")
-	flag.Float64Var(&c.noise, "noise", 0.8, "isotropic noise added after projection (relative to the signal norm)")
-	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
-	flag.IntVar(&c.k, "k", 1000, "ranking depth (mAP@k)")
-	flag.IntVar(&c.qe, "qe", 5, "αQE neighbours (0: off)")
-	flag.Float64Var(&c.qeAlpha, "qe-alpha", 3, "αQE exponent")
-	flag.IntVar(&c.dba, "dba", 5, "DBA neighbours (0: off)")
-	flag.Float64Var(&c.dbaAlpha, "dba-alpha", 3, "DBA exponent")
-	flag.BoolVar(&c.dbaQueries, "dba-queries", false, "let queries augment references too")
-	flag.IntVar(&c.threads, "threads", 0, "search threads (0: GOMAXPROCS)")
-	flag.Int64Var(&c.budgetMiB, "budget-mib", 64, "batch-search working memory budget in MiB")
-	flag.BoolVar(&c.steps, "steps", true, "run the pipeline step by step, timing each step")
-	flag.BoolVar(&c.ablation, "ablation", true, "with -steps, also measure QE alone and DBA alone")
-	flag.BoolVar(&c.apply, "apply", true, "also time rerank.ApplyFunc end to end (must match the step-by-step result)")
-	flag.BoolVar(&c.krecip, "krecip", false, "also run rerank.ApplyFunc with k-reciprocal re-ranking after DBA+QE (O((Q+R)^2): small runs)")
-	flag.IntVar(&c.k1, "k1", 20, "k-reciprocal k1")
-	flag.IntVar(&c.k2, "k2", 6, "k-reciprocal k2")
-	flag.Float64Var(&c.lambda, "lambda", 0.3, "k-reciprocal lambda")
-	if err := flag.Parse(args); err != nil {
-		return err
-	}
-	return runPhase2(ctx, c, w)
+	fs.IntVar(&c.queries, "queries", 18_027, "number of queries")
+	fs.IntVar(&c.refs, "refs", 36_748, "number of references")
+	fs.IntVar(&c.classes, "classes", 1_383, "number of planted classes")
+	fs.IntVar(&c.dim, "dim", 1280, "descriptor dimension")
+	fs.IntVar(&c.rank, "rank", 64, "latent rank of the descriptors")
+	fs.Float64Var(&c.intraNoise, "intra", 1.2, "within-class latent noise (relative to the class centre spread)")
+	fs.Float64Var(&c.noise, "noise", 0.8, "isotropic noise added after projection (relative to the signal norm)")
+	fs.Uint64Var(&c.seed, "seed", 1, "random seed")
+	fs.IntVar(&c.k, "k", 1000, "ranking depth (mAP@k)")
+	fs.IntVar(&c.qe, "qe", 5, "αQE neighbours (0: off)")
+	fs.Float64Var(&c.qeAlpha, "qe-alpha", 3, "αQE exponent")
+	fs.IntVar(&c.dba, "dba", 5, "DBA neighbours (0: off)")
+	fs.Float64Var(&c.dbaAlpha, "dba-alpha", 3, "DBA exponent")
+	fs.BoolVar(&c.dbaQueries, "dba-queries", false, "let queries augment references too")
+	fs.IntVar(&c.threads, "threads", 0, "search threads (0: GOMAXPROCS)")
+	fs.Int64Var(&c.budgetMiB, "budget-mib", 64, "batch-search working memory budget in MiB")
+	fs.BoolVar(&c.steps, "steps", true, "run the pipeline step by step, timing each step")
+	fs.BoolVar(&c.ablation, "ablation", true, "with -steps, also measure QE alone and DBA alone")
+	fs.BoolVar(&c.apply, "apply", true, "also time rerank.ApplyFunc end to end (must match the step-by-step result)")
+	fs.BoolVar(&c.krecip, "krecip", false, "also run rerank.ApplyFunc with k-reciprocal re-ranking after DBA+QE (O((Q+R)^2): small runs)")
+	fs.IntVar(&c.k1, "k1", 20, "k-reciprocal k1")
+	fs.IntVar(&c.k2, "k2", 6, "k-reciprocal k2")
+	fs.Float64Var(&c.lambda, "lambda", 0.3, "k-reciprocal lambda")
+	return func(ctx context.Context, w io.Writer) error { return runPhase2(ctx, c, w) }
 }
 
 func (c phase2Config) validate() error {

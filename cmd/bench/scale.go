@@ -51,9 +51,9 @@ type scaleOptions struct {
 	weaviateOnly        bool
 }
 
-func parseScale(args []string) (scaleOptions, error) {
+// scaleCmd parses the scale flags; runScale runs the benchmark.
+func scaleCmd(fs *flag.FlagSet) runFunc {
 	var o scaleOptions
-	fs := flag.NewFlagSet("bench scale", flag.ContinueOnError)
 	fs.IntVar(&o.n, "n", 100_000, "references (1000000 for the 1M benchmark: ~5 GB per copy at 1280-d)")
 	fs.IntVar(&o.nq, "nq", 1000, "queries")
 	fs.IntVar(&o.dim, "dim", 1280, "descriptor dimension")
@@ -63,7 +63,7 @@ func parseScale(args []string) (scaleOptions, error) {
 	fs.IntVar(&o.m, "m", 16, "HNSW M (both Go and faiss; level 0 keeps 2M)")
 	fs.IntVar(&o.efc, "efc", 128, "HNSW efConstruction (both)")
 	efs := fs.String("ef", "16,32,64,128,256", "HNSW efSearch values to sweep")
-	seed := fs.Uint64("seed", 1, "data seed")
+	fs.Uint64Var(&o.seed, "seed", 1, "data seed")
 	fs.StringVar(&o.python, "python", "/usr/bin/python3", "python with faiss and numpy; empty skips faiss")
 	fs.StringVar(&o.peer, "peer", "cmd/bench/peers/faiss_peer.py", "faiss peer script")
 	fs.StringVar(&o.weaviateURL, "weaviate", "", "weaviate:// URL of a single node to measure (collection Scalebench, dropped first)")
@@ -73,28 +73,26 @@ func parseScale(args []string) (scaleOptions, error) {
 	fs.StringVar(&o.jsonOut, "json", "", "also write all figures as JSON to this file")
 	fs.BoolVar(&o.saveGraph, "save", true, "time saving and loading the HNSW graph file")
 	fs.BoolVar(&o.weaviateOnly, "weaviate-only", false, "measure only the Weaviate node, streaming the references so the benchmark never holds them all (for 1M beside the server)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
+	return func(ctx context.Context, stdout io.Writer) error {
+		var err error
+		if o.efs, err = parseInts(*efs); err != nil {
+			return fmt.Errorf("-ef: %w", err)
+		}
+		if o.n < o.ktop || o.nq < 1 || o.dim < 1 || o.k < 1 || o.k > o.ktop {
+			return errors.New("want n >= ktop >= k >= 1, nq >= 1, dim >= 1")
+		}
+		if o.weaviateOnly && o.weaviateURL == "" {
+			return errors.New("-weaviate-only needs -weaviate")
+		}
+		if o.latQueries <= 0 {
+			o.latQueries = min(o.nq, max(20, 200_000_000/o.n))
+		}
+		o.latQueries = min(o.latQueries, o.nq)
+		if o.weaviateClients <= 0 {
+			o.weaviateClients = 2 * runtime.GOMAXPROCS(0)
+		}
+		return runScale(ctx, o, stdout)
 	}
-	o.seed = *seed
-	var err error
-	if o.efs, err = parseInts(*efs); err != nil {
-		return o, fmt.Errorf("-ef: %w", err)
-	}
-	if o.n < o.ktop || o.nq < 1 || o.dim < 1 || o.k < 1 || o.k > o.ktop {
-		return o, errors.New("want n >= ktop >= k >= 1, nq >= 1, dim >= 1")
-	}
-	if o.weaviateOnly && o.weaviateURL == "" {
-		return o, errors.New("-weaviate-only needs -weaviate")
-	}
-	if o.latQueries <= 0 {
-		o.latQueries = min(o.nq, max(20, 200_000_000/o.n))
-	}
-	o.latQueries = min(o.latQueries, o.nq)
-	if o.weaviateClients <= 0 {
-		o.weaviateClients = 2 * runtime.GOMAXPROCS(0)
-	}
-	return o, nil
 }
 
 // timing is the latency summary of queries run one at a time.
@@ -165,11 +163,7 @@ func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "bench scale %s: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 }
 
-func runScale(ctx context.Context, args []string, stdout io.Writer) error {
-	o, err := parseScale(args)
-	if err != nil {
-		return err
-	}
+func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) error {
 	threads := runtime.GOMAXPROCS(0)
 	rep := scaleReport{N: o.n, NQ: o.nq, Dim: o.dim, K: o.k, KTop: o.ktop, LatQueries: o.latQueries, Threads: threads, M: o.m, EfC: o.efc}
 	s := defaultSynth(o.dim, o.seed)
@@ -191,6 +185,7 @@ func runScale(ctx context.Context, args []string, stdout io.Writer) error {
 	dir := o.tmp
 	if o.python != "" {
 		if dir == "" {
+			var err error
 			if dir, err = os.MkdirTemp("", "scalebench"); err != nil {
 				return err
 			}

@@ -47,58 +47,56 @@ func (r *statsRecorder) DescribeFiles(ctx context.Context, paths []string, opt d
 	return v, f, st, err
 }
 
-// runSettings compares backbones and describe settings on the validation
+// settingsCmd compares backbones and describe settings on the validation
 // split of train.tsv.
-func runSettings(ctx context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("settings", flag.ContinueOnError)
+func settingsCmd(fs *flag.FlagSet) runFunc {
 	train := fs.String("train", "../shared/data/grocerystore/splits/train.tsv", "training manifest whose classes serve as validation")
 	backbones := fs.String("backbones", "coral_mnv1,coral_mnv2,mnv2_int8", "backbones to compare")
 	grid := fs.String("grid", "gem3@224;gap@224;gem3@288;gem3@352;gem3@224,352;gem3@224+flip;gem3@224,352+flip", "settings: POOL[P]@SCALES[+flip], ';'-separated")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set, err := dataset.Load(*train)
-	if err != nil {
-		return err
-	}
-	qs, rs := tune.Split(set.Items, 2)
-	c, err := cache.Open(cache.DefaultDir())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	type row struct {
-		name string
-		s    eval.Scores
-		ms   float64
-	}
-	var rows []row
-	fmt.Fprintf(w, "validation: %d queries, %d references, %d training classes (test split untouched)\n", len(qs), len(rs), len(dataset.LabelSet(set.Items)))
-	for _, bb := range strings.Split(*backbones, ",") {
-		for _, g := range strings.Split(*grid, ";") {
-			b, err := bundle.Default(bb)
-			if err != nil {
-				return err
-			}
-			if b.Describe, err = parseSetting(g); err != nil {
-				return err
-			}
-			t0 := time.Now()
-			s, st, err := scoreBundle(ctx, b, c, qs, rs)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", bb, g, err)
-			}
-			ms := 0.0
-			if st.Described > 0 {
-				ms = float64(st.Infer.Milliseconds()) / float64(st.Described)
-			}
-			rows = append(rows, row{bb + " " + g, s, ms})
-			fmt.Fprintf(w, "%-34s mAP %.4f  R@1 %.3f  (inference %.1f ms/img, %s)\n", bb+" "+g, s.MAP, s.R1, ms, time.Since(t0).Round(time.Second))
+	return func(ctx context.Context, w io.Writer) error {
+		set, err := dataset.Load(*train)
+		if err != nil {
+			return err
 		}
+		qs, rs := tune.Split(set.Items, 2)
+		c, err := cache.Open(cache.DefaultDir())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		type row struct {
+			name string
+			s    eval.Scores
+			ms   float64
+		}
+		var rows []row
+		fmt.Fprintf(w, "validation: %d queries, %d references, %d training classes (test split untouched)\n", len(qs), len(rs), len(dataset.LabelSet(set.Items)))
+		for _, bb := range strings.Split(*backbones, ",") {
+			for _, g := range strings.Split(*grid, ";") {
+				b, err := bundle.Default(bb)
+				if err != nil {
+					return err
+				}
+				if b.Describe, err = parseSetting(g); err != nil {
+					return err
+				}
+				t0 := time.Now()
+				s, st, err := scoreBundle(ctx, b, c, qs, rs)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", bb, g, err)
+				}
+				ms := 0.0
+				if st.Described > 0 {
+					ms = float64(st.Infer.Milliseconds()) / float64(st.Described)
+				}
+				rows = append(rows, row{bb + " " + g, s, ms})
+				fmt.Fprintf(w, "%-34s mAP %.4f  R@1 %.3f  (inference %.1f ms/img, %s)\n", bb+" "+g, s.MAP, s.R1, ms, time.Since(t0).Round(time.Second))
+			}
+		}
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].s.MAP > rows[j].s.MAP })
+		fmt.Fprintf(w, "best on validation classes: %s (mAP %.4f)\n", rows[0].name, rows[0].s.MAP)
+		return nil
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].s.MAP > rows[j].s.MAP })
-	fmt.Fprintf(w, "best on validation classes: %s (mAP %.4f)\n", rows[0].name, rows[0].s.MAP)
-	return nil
 }
 
 // parseSetting reads "gem3@224,352+flip" or "gap@224".

@@ -60,8 +60,7 @@ const (
 // item lost or a ghost seen, or the server's RSS growing past a bound:
 //
 //	go run ./cmd/bench soak -duration 5m -clients 8 -prodsearch bin/prodsearch
-func soakCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("bench soak", flag.ContinueOnError)
+func soakCmd(fs *flag.FlagSet) runFunc {
 	var so soakOptions
 	fs.DurationVar(&so.duration, "duration", 5*time.Minute, "how long to drive the server after the warm-up")
 	fs.DurationVar(&so.warmup, "warmup", 0, "load before the RSS baseline (default a quarter of -duration, at most 1m)")
@@ -72,11 +71,10 @@ func soakCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&so.k, "k", 10, "results per search")
 	index.Flag(fs, &so.vectors, index.KindFlat)
 	fs.StringVar(&so.jsonOut, "json", "", "also write the report as JSON to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(ctx context.Context, stdout io.Writer) error {
+		so.serveArgs = strings.Fields(*serveArgs)
+		return runSoak(ctx, so, stdout)
 	}
-	so.serveArgs = strings.Fields(*serveArgs)
-	return runSoak(ctx, so, stdout)
 }
 
 // soakReport is what soak prints and writes with -json.

@@ -35,7 +35,7 @@ func TestSoakServe(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "soak.json")
 	var stdout bytes.Buffer
-	err = soakCmd(context.Background(), []string{"-duration", d.String(), "-warmup", (d / 3).String(), "-clients", "8", "-items", "16",
+	err = dispatch(context.Background(), []string{"soak", "-duration", d.String(), "-warmup", (d / 3).String(), "-clients", "8", "-items", "16",
 		"-prodsearch", bin, "-json", out}, &stdout)
 	t.Log("\n" + stdout.String())
 	if err != nil {

@@ -55,12 +55,11 @@ type speedConfig struct {
 	keep      bool
 }
 
-// runSpeed times the describe pipeline stage by stage on real photos for each
+// speedCmd times the describe pipeline stage by stage on real photos for each
 // backbone and setting, checks it against a PyTorch run of the same graph on
 // the same tensors, and times exact search. Its purpose is to show where a
 // query's time goes, so that only inference should dominate.
-func runSpeed(ctx context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("speed", flag.ContinueOnError)
+func speedCmd(fs *flag.FlagSet) runFunc {
 	manifest := fs.String("manifest", "../shared/data/grocerystore/splits/reference.tsv", "TSV manifest of the photos to describe (path<TAB>label)")
 	n := fs.Int("n", 200, "describe the first n photos of the manifest")
 	batch := fs.Int("batch", 16, "images per DescribeBatch (describe.FileOptions.Batch)")
@@ -77,54 +76,53 @@ func runSpeed(ctx context.Context, args []string, w io.Writer) error {
 	refs := fs.String("refs", "2626,100000", "synthetic reference counts for the search timing (empty: skip)")
 	queries := fs.Int("queries", 100, "queries in the search timing (real descriptors of the first photos)")
 	keep := fs.Bool("keep", false, "keep the tensors and peer files in the temporary directory")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *n <= 0 || *batch <= 0 || *threads <= 0 || *k <= 0 || *queries <= 0 || *peerN <= 0 {
-		return errors.New("speed: -n, -batch, -threads, -k, -queries and -peer-n must be positive")
-	}
-	cfg := speedConfig{batch: *batch, threads: *threads, peer: *peer, python: *python, script: *script,
-		library: *lib, settings: strings.Split(*grid, ";"), k: *k, queries: *queries, keep: *keep}
-	var err error
-	if strings.TrimSpace(*refs) != "" {
-		if cfg.refs, err = parseInts(*refs); err != nil {
-			return fmt.Errorf("speed: -refs: %w", err)
+	return func(ctx context.Context, w io.Writer) error {
+		if *n <= 0 || *batch <= 0 || *threads <= 0 || *k <= 0 || *queries <= 0 || *peerN <= 0 {
+			return errors.New("speed: -n, -batch, -threads, -k, -queries and -peer-n must be positive")
 		}
-	}
-	if cfg.modelDir, err = backbone.FindModelDir(*models); err != nil {
-		return err
-	}
-	if *bbs == "" {
-		if cfg.backbones, err = backbone.Builtin(); err != nil {
+		cfg := speedConfig{batch: *batch, threads: *threads, peer: *peer, python: *python, script: *script,
+			library: *lib, settings: strings.Split(*grid, ";"), k: *k, queries: *queries, keep: *keep}
+		var err error
+		if strings.TrimSpace(*refs) != "" {
+			if cfg.refs, err = parseInts(*refs); err != nil {
+				return fmt.Errorf("speed: -refs: %w", err)
+			}
+		}
+		if cfg.modelDir, err = backbone.FindModelDir(*models); err != nil {
 			return err
 		}
-	} else {
-		for _, name := range strings.Split(*bbs, ",") {
-			spec, err := backbone.LookupSpec(strings.TrimSpace(name))
-			if err != nil {
+		if *bbs == "" {
+			if cfg.backbones, err = backbone.Builtin(); err != nil {
 				return err
 			}
-			cfg.backbones = append(cfg.backbones, spec)
+		} else {
+			for _, name := range strings.Split(*bbs, ",") {
+				spec, err := backbone.LookupSpec(strings.TrimSpace(name))
+				if err != nil {
+					return err
+				}
+				cfg.backbones = append(cfg.backbones, spec)
+			}
 		}
-	}
-	set, err := dataset.Load(*manifest)
-	if err != nil {
-		return err
-	}
-	for _, it := range set.Items[:min(*n, len(set.Items))] {
-		cfg.paths = append(cfg.paths, it.Path)
-	}
-	// Read every file once so that the first backbone does not pay for the
-	// disk and the "read" stage measures page cache + content hash for all.
-	for _, p := range cfg.paths {
-		if _, err := os.ReadFile(p); err != nil {
-			return fmt.Errorf("speed: %w", err)
+		set, err := dataset.Load(*manifest)
+		if err != nil {
+			return err
 		}
+		for _, it := range set.Items[:min(*n, len(set.Items))] {
+			cfg.paths = append(cfg.paths, it.Path)
+		}
+		// Read every file once so that the first backbone does not pay for the
+		// disk and the "read" stage measures page cache + content hash for all.
+		for _, p := range cfg.paths {
+			if _, err := os.ReadFile(p); err != nil {
+				return fmt.Errorf("speed: %w", err)
+			}
+		}
+		// Whole batches, so the recorded calls are exactly those DescribeFiles
+		// makes for the first peerN photos on their own (the replay relies on it).
+		cfg.peerN = min(len(cfg.paths), (*peerN+*batch-1) / *batch * *batch)
+		return cfg.run(ctx, w)
 	}
-	// Whole batches, so the recorded calls are exactly those DescribeFiles
-	// makes for the first peerN photos on their own (the replay relies on it).
-	cfg.peerN = min(len(cfg.paths), (*peerN+*batch-1) / *batch * *batch)
-	return cfg.run(ctx, w)
 }
 
 // speedRow is one backbone × setting measurement.
