@@ -123,8 +123,8 @@ func measureLevels(ctx context.Context, o loadOptions, url string, queries []loa
 }
 
 type loadQuery struct {
-	name, label string
-	data        []byte
+	label string
+	data  []byte
 }
 
 // loadQueries reads the photos a manifest (or class folder) lists.
@@ -139,7 +139,7 @@ func loadQueries(path string) ([]loadQuery, error) {
 		if err != nil {
 			return nil, fmt.Errorf("queries: %w", err)
 		}
-		qs = append(qs, loadQuery{name: filepath.Base(it.Path), label: it.Label, data: data})
+		qs = append(qs, loadQuery{label: it.Label, data: data})
 	}
 	if len(qs) == 0 {
 		return nil, errors.New("queries: none")

@@ -150,8 +150,7 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 	if c.steps {
 		// The pipeline proper: DBA, search (whose top hits feed QE), QE, search.
 		pipeline, pipelineCPU := stepWall, stepCPU
-		base, final := refs, d.queries
-		nb := baseNb
+		base, nb := refs, baseNb
 		if c.dba > 0 {
 			if c.dbaQueries {
 				base, err = rerank.DBAWithQueries(ctx, refs, d.queries, c.dba, c.dbaAlpha)
@@ -172,7 +171,8 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 		case c.qe > 0 && c.dba == 0 && c.ablation:
 			mFinal = mQE // already measured
 		case c.qe > 0:
-			if final, err = expand(d.queries, base, nb, c.qe, c.qeAlpha); err != nil {
+			final, err := expand(d.queries, base, nb, c.qe, c.qeAlpha)
+			if err != nil {
 				return err
 			}
 			if _, mFinal, err = ev.search(ctx, base, final, 1); err != nil {

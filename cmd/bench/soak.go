@@ -288,8 +288,7 @@ func runSoak(ctx context.Context, o soakOptions, stdout io.Writer) error {
 	select {
 	case <-time.After(o.warmup):
 		rep.RSSWarm, _ = procStatus(srv.cmd.Process.Pid, "VmRSS")
-		mv := scrapeMetrics(s)
-		rep.HeapWarm, rep.GoroutinesWarm = mv["go_memstats_heap_inuse_bytes"], mv["go_goroutines"]
+		rep.HeapWarm, rep.GoroutinesWarm = serverGauges(s)
 		fmt.Fprintf(stdout, "soak: warm after %v: RSS %.1f MiB, Go heap in use %.1f MiB, %v goroutines, %d requests so far\n",
 			o.warmup, mib(rep.RSSWarm), rep.HeapWarm/(1<<20), rep.GoroutinesWarm, s.total())
 	case <-ctx.Done():
@@ -320,8 +319,7 @@ func runSoak(ctx context.Context, o soakOptions, stdout io.Writer) error {
 		rep.RSSEnd, _ = procStatus(srv.cmd.Process.Pid, "VmRSS")
 	}
 	rep.RSSPeak, _ = procStatus(srv.cmd.Process.Pid, "VmHWM")
-	mv := scrapeMetrics(s)
-	rep.HeapEnd, rep.GoroutinesEnd = mv["go_memstats_heap_inuse_bytes"], mv["go_goroutines"]
+	rep.HeapEnd, rep.GoroutinesEnd = serverGauges(s)
 	if rep.RSSWarm == 0 || rep.RSSEnd == 0 {
 		s.fail(errors.New("could not read the server's VmRSS from /proc"))
 	} else if rep.RSSEnd > rep.RSSLimit {
@@ -663,12 +661,13 @@ func verifyStore(ctx context.Context, dir string, present map[string]int) error 
 	return nil
 }
 
-// scrapeMetrics reads the unlabelled gauges of the server's /metrics.
-func scrapeMetrics(s *soak) map[string]float64 {
+// serverGauges reads the Go heap in use and the goroutines from the
+// unlabelled gauges of the server's /metrics (0 when unreadable).
+func serverGauges(s *soak) (heapInuse, goroutines float64) {
 	out := map[string]float64{}
 	resp, err := s.client.Get(s.base + "/metrics")
 	if err != nil {
-		return out
+		return 0, 0
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -681,7 +680,7 @@ func scrapeMetrics(s *soak) map[string]float64 {
 			out[name] = f
 		}
 	}
-	return out
+	return out["go_memstats_heap_inuse_bytes"], out["go_goroutines"]
 }
 
 func (s *soak) fill(rep *soakReport, elapsed time.Duration) {

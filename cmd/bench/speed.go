@@ -60,28 +60,28 @@ type speedConfig struct {
 // the same tensors, and times exact search. Its purpose is to show where a
 // query's time goes, so that only inference should dominate.
 func speedCmd(fs *flag.FlagSet) runFunc {
+	var cfg speedConfig
 	manifest := fs.String("manifest", "../shared/data/grocerystore/splits/reference.tsv", "TSV manifest of the photos to describe (path<TAB>label)")
 	n := fs.Int("n", 200, "describe the first n photos of the manifest")
-	batch := fs.Int("batch", 16, "images per DescribeBatch (describe.FileOptions.Batch)")
-	threads := fs.Int("threads", runtime.NumCPU(), "ONNX Runtime intra-op threads; the PyTorch peer gets the same")
-	peer := fs.Bool("peer", true, "run the PyTorch peer (cmd/bench/peers/torch_peer.py) on the same input tensors")
+	fs.IntVar(&cfg.batch, "batch", 16, "images per DescribeBatch (describe.FileOptions.Batch)")
+	fs.IntVar(&cfg.threads, "threads", runtime.NumCPU(), "ONNX Runtime intra-op threads; the PyTorch peer gets the same")
+	fs.BoolVar(&cfg.peer, "peer", true, "run the PyTorch peer (cmd/bench/peers/torch_peer.py) on the same input tensors")
 	peerN := fs.Int("peer-n", 64, "photos the peer runs on (the first ones, rounded up to whole batches; PyTorch on 2 shared cores is slow)")
-	python := fs.String("python", "/usr/bin/python3", "Python with torch, onnx and numpy, for the peer")
-	script := fs.String("peer-script", "cmd/bench/peers/torch_peer.py", "the PyTorch peer script")
+	fs.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python with torch, onnx and numpy, for the peer")
+	fs.StringVar(&cfg.script, "peer-script", "cmd/bench/peers/torch_peer.py", "the PyTorch peer script")
 	models := fs.String("models", "", "model directory (default: backbone.FindModelDir)")
-	lib := fs.String("lib", "", "libonnxruntime.so.1 (default: backbone.FindLibrary)")
+	fs.StringVar(&cfg.library, "lib", "", "libonnxruntime.so.1 (default: backbone.FindLibrary)")
 	bbs := fs.String("backbones", "", "comma-separated backbones (default: every builtin)")
 	grid := fs.String("settings", "gem3@224;gem3@224,352+flip", "describe settings, POOL[P]@SCALES[+flip], ';'-separated")
-	k := fs.Int("k", 100, "hits per query in the search timing")
+	fs.IntVar(&cfg.k, "k", 100, "hits per query in the search timing")
 	refs := fs.String("refs", "2626,100000", "synthetic reference counts for the search timing (empty: skip)")
-	queries := fs.Int("queries", 100, "queries in the search timing (real descriptors of the first photos)")
-	keep := fs.Bool("keep", false, "keep the tensors and peer files in the temporary directory")
+	fs.IntVar(&cfg.queries, "queries", 100, "queries in the search timing (real descriptors of the first photos)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the tensors and peer files in the temporary directory")
 	return func(ctx context.Context, w io.Writer) error {
-		if *n <= 0 || *batch <= 0 || *threads <= 0 || *k <= 0 || *queries <= 0 || *peerN <= 0 {
+		if *n <= 0 || cfg.batch <= 0 || cfg.threads <= 0 || cfg.k <= 0 || cfg.queries <= 0 || *peerN <= 0 {
 			return errors.New("speed: -n, -batch, -threads, -k, -queries and -peer-n must be positive")
 		}
-		cfg := speedConfig{batch: *batch, threads: *threads, peer: *peer, python: *python, script: *script,
-			library: *lib, settings: strings.Split(*grid, ";"), k: *k, queries: *queries, keep: *keep}
+		cfg.settings = strings.Split(*grid, ";")
 		var err error
 		if strings.TrimSpace(*refs) != "" {
 			if cfg.refs, err = parseInts(*refs); err != nil {
@@ -120,7 +120,7 @@ func speedCmd(fs *flag.FlagSet) runFunc {
 		}
 		// Whole batches, so the recorded calls are exactly those DescribeFiles
 		// makes for the first peerN photos on their own (the replay relies on it).
-		cfg.peerN = min(len(cfg.paths), (*peerN+*batch-1) / *batch * *batch)
+		cfg.peerN = min(len(cfg.paths), (*peerN+cfg.batch-1)/cfg.batch*cfg.batch)
 		return cfg.run(ctx, w)
 	}
 }
@@ -458,14 +458,11 @@ func replay(ctx context.Context, spec backbone.Spec, calls []peerCall, vecs []fl
 
 // peerResult is torch_peer.py's result JSON.
 type peerResult struct {
-	Torch    string    `json:"torch"`
-	MKLDNN   bool      `json:"mkldnn"`
-	Threads  int       `json:"threads"`
-	Warmup   float64   `json:"warmup_s"`
-	Infer    []float64 `json:"infer_s"`
-	Pool     []float64 `json:"pool_s"`
-	Views    int       `json:"views"`
-	Channels int       `json:"channels"`
+	Torch  string    `json:"torch"`
+	MKLDNN bool      `json:"mkldnn"`
+	Warmup float64   `json:"warmup_s"`
+	Infer  []float64 `json:"infer_s"`
+	Pool   []float64 `json:"pool_s"`
 }
 
 // runPeer writes the job file, runs the PyTorch peer and reads back its
