@@ -548,8 +548,7 @@ func (s *soak) list(ctx context.Context, r *rand.Rand) error {
 }
 
 func (s *soak) get(ctx context.Context, r *rand.Rand) error {
-	ids := s.m.IDs()
-	id := ids[r.IntN(len(ids))]
+	id := s.m.Any(r)
 	w := s.m.Watch()
 	var it server.ItemJSON
 	code, err := s.doJSON(ctx, "get", "GET", soakItemPath(id), "", nil, &it, http.StatusOK, http.StatusNotFound)

@@ -287,8 +287,7 @@ func (h *httpStress) write(own []string, r *rand.Rand) error {
 // read performs one read request and checks it against the window.
 func (h *httpStress) read(r *rand.Rand) error {
 	m := h.m
-	ids := m.IDs()
-	id := ids[r.IntN(len(ids))]
+	id := m.Any(r)
 	w := m.Watch()
 	gen := max(w.Before(id).Gen(), 1)
 	switch op := r.IntN(10); {

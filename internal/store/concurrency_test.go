@@ -215,8 +215,7 @@ func stressWrite(ctx context.Context, s *Store, m *storetest.Model, own, never [
 // stressRead performs one read and checks it against what the model held
 // for its whole duration.
 func stressRead(ctx context.Context, s *Store, m *storetest.Model, r *rand.Rand, c *stressCounts) error {
-	ids := m.IDs()
-	id := ids[r.IntN(len(ids))]
+	id := m.Any(r)
 	w := m.Watch()
 	gen := max(w.Before(id).Gen(), 1)
 	switch op := r.IntN(10); {

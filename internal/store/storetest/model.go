@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 )
@@ -63,6 +64,10 @@ func NewModel(universe []string) *Model {
 
 // IDs returns the universe; callers must not modify it.
 func (m *Model) IDs() []string { return m.ids }
+
+// Any returns an ID of the universe drawn with r: what a reader, which may
+// look at any ID, asks about next.
+func (m *Model) Any(r *rand.Rand) string { return m.ids[r.IntN(len(m.ids))] }
 
 // State returns id's current state; the zero State for an ID outside the
 // universe.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -109,5 +110,18 @@ func TestWindowChecks(t *testing.T) {
 	w.End()
 	if err := w.CheckListing([]string{"a", "c"}, 2); err == nil || !strings.Contains(err.Error(), "lost: list lacks b") {
 		t.Errorf("CheckListing without b = %v", err)
+	}
+}
+
+// Any draws every ID of the universe, and nothing else.
+func TestModelAny(t *testing.T) {
+	m := NewModel([]string{"a", "b", "c"})
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]int{}
+	for range 300 {
+		seen[m.Any(r)]++
+	}
+	if len(seen) != 3 || seen["a"] == 0 || seen["b"] == 0 || seen["c"] == 0 {
+		t.Fatalf("Any drew %v", seen)
 	}
 }
