@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,12 +23,8 @@ import (
 func TestSoakServe(t *testing.T) {
 	models, lib := testenv.Models(t)
 	d := testenv.Duration(t, testenv.EnvSoakDuration, 12*time.Second)
-	gobin, err := exec.LookPath("go")
-	testenv.Require(t, "the go command", err)
-	bin := filepath.Join(t.TempDir(), "prodsearch")
-	if out, err := exec.Command(gobin, "build", "-o", bin, "prodsearch/cmd/prodsearch").CombinedOutput(); err != nil {
-		t.Fatalf("building prodsearch: %v\n%s", err, out)
-	}
+	bin, err := testenv.GoBuild(t.TempDir(), "prodsearch/cmd/prodsearch")
+	testenv.RequireBuilt(t, err)
 	t.Setenv(backbone.EnvLibrary, lib)
 	t.Setenv(backbone.EnvModels, models)
 

@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -55,33 +54,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary returns the prodsearch binary, built without the race detector
-// even under -race: the children run the backbone, training and bbolt, which
-// instrumentation slows about fivefold, while what -race should check here
-// is the test's own goroutines.
+// binary returns the prodsearch binary, built once (testenv.GoBuild: without
+// the race detector, which would slow the children fivefold).
 func binary(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			built.err = err
-			return
-		}
-		if built.dir, built.err = os.MkdirTemp("", "prodsearch-faults-"); built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "prodsearch")
-		out, err := exec.Command(goTool, "build", "-o", built.path, ".").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		if built.dir, built.err = os.MkdirTemp("", "prodsearch-faults-"); built.err == nil {
+			built.path, built.err = testenv.GoBuild(built.dir, "prodsearch/cmd/prodsearch")
 		}
 	})
-	if built.err != nil {
-		if errors.Is(built.err, exec.ErrNotFound) {
-			testenv.Require(t, "go command", built.err)
-		}
-		t.Fatal(built.err)
-	}
+	testenv.RequireBuilt(t, built.err)
 	return built.path
 }
 

@@ -1,5 +1,5 @@
-// Package testenv finds the runtime, models and data that integration tests
-// need, skipping visibly when they are missing, except under CI=true, where a
+// Package testenv finds the runtime, models, data and go tool that
+// integration tests need, skipping visibly when they are missing, except under CI=true, where a
 // missing piece is a failure (a green CI must not hide a skipped test).
 package testenv
 
