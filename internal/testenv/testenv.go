@@ -1,6 +1,7 @@
 // Package testenv finds the runtime, models, data and go tool that
-// integration tests need, skipping visibly when they are missing, except under CI=true, where a
-// missing piece is a failure (a green CI must not hide a skipped test).
+// integration tests need, skipping visibly when they are missing, except
+// under CI=true, where a missing piece is a failure (a green CI must not
+// hide a skipped test).
 package testenv
 
 import (
