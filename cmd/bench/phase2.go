@@ -137,11 +137,7 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 
 	mQE, mDBA, mFinal, mApply := math.NaN(), math.NaN(), math.NaN(), math.NaN()
 	if c.steps && c.qe > 0 && c.ablation {
-		qs, err := expand(d.queries, refs, baseNb, c.qe, c.qeAlpha)
-		if err != nil {
-			return err
-		}
-		if _, mQE, err = ev.search(ctx, refs, qs, 1); err != nil {
+		if mQE, err = ev.searchQE(ctx, refs, d.queries, baseNb, c.qe, c.qeAlpha); err != nil {
 			return err
 		}
 		step("QE only: expand + search", mQE)
@@ -171,11 +167,7 @@ func runPhase2(ctx context.Context, c phase2Config, w io.Writer) error {
 		case c.qe > 0 && c.dba == 0 && c.ablation:
 			mFinal = mQE // already measured
 		case c.qe > 0:
-			final, err := expand(d.queries, base, nb, c.qe, c.qeAlpha)
-			if err != nil {
-				return err
-			}
-			if _, mFinal, err = ev.search(ctx, base, final, 1); err != nil {
+			if mFinal, err = ev.searchQE(ctx, base, d.queries, nb, c.qe, c.qeAlpha); err != nil {
 				return err
 			}
 			step("QE + search", mFinal)
@@ -269,8 +261,9 @@ func (e *evaluator) search(ctx context.Context, f *index.Flat, qs [][]float32, k
 	return top, mean(ap), nil
 }
 
-// expand applies αQE to every query with its recorded top hits in f.
-func expand(qs [][]float32, f *index.Flat, top [][]index.Hit, n int, alpha float64) ([][]float32, error) {
+// searchQE applies αQE to every query with its recorded top hits in f and
+// returns the mAP@k of f searched with the expanded queries.
+func (e *evaluator) searchQE(ctx context.Context, f *index.Flat, qs [][]float32, top [][]index.Hit, n int, alpha float64) (float64, error) {
 	out := make([][]float32, len(qs))
 	for qi, hits := range top {
 		hits = hits[:min(n, len(hits))]
@@ -281,9 +274,10 @@ func expand(qs [][]float32, f *index.Flat, top [][]index.Hit, n int, alpha float
 		}
 		q, err := rerank.AlphaQE(qs[qi], nbs, sims, alpha)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		out[qi] = q
 	}
-	return out, nil
+	_, m, err := e.search(ctx, f, out, 1)
+	return m, err
 }
