@@ -54,6 +54,7 @@ func tableCmd(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
+		defer c.Close()
 		load := func(name string) []dataset.Item {
 			if !filepath.IsAbs(name) {
 				name = filepath.Join(*splits, name)
@@ -106,14 +107,12 @@ func tableCmd(fs *flag.FlagSet) runFunc {
 			}
 			return out, nil
 		}
-		valSets, err := describeAll(valTasks)
+		// Each member's engine opens once, for the validation and test tasks.
+		sets, err := describeAll(append(valTasks, testTasks...))
 		if err != nil {
 			return err
 		}
-		testSets, err := describeAll(testTasks)
-		if err != nil {
-			return err
-		}
+		valSets, testSets := sets[:len(valTasks)], sets[len(valTasks):]
 		// Weights and re-ranking chosen on validation (mean over the tasks).
 		weights, _, err := tune.Weights(ctx, valSets...)
 		if err != nil {
