@@ -13,26 +13,23 @@ import (
 	"testing"
 )
 
-func writeJPEG(t *testing.T, path string, c color.RGBA) {
-	imagetest.WriteFile(t, path, imagetest.JPEG(t, imagetest.Solid(32, 32, c), 75))
-}
-
 // TestSmoke runs the whole in-process path on a tiny generated data set.
 func TestSmoke(t *testing.T) {
 	dir := t.TempDir()
 	var refs, queries strings.Builder
 	palette := []color.RGBA{{250, 10, 10, 255}, {10, 250, 10, 255}, {10, 10, 250, 255}, {250, 250, 10, 255}, {10, 250, 250, 255}, {120, 120, 120, 255}}
 	for i, c := range palette {
-		writeJPEG(t, filepath.Join(dir, fmt.Sprintf("r%d.jpg", i)), c)
+		jpg := imagetest.JPEG(t, imagetest.Solid(32, 32, c), 75)
+		imagetest.WriteFile(t, filepath.Join(dir, fmt.Sprintf("r%d.jpg", i)), jpg)
 		fmt.Fprintf(&refs, "r%d.jpg\tL%d\n", i, i)
 		if i < 2 {
-			writeJPEG(t, filepath.Join(dir, fmt.Sprintf("q%d.jpg", i)), c)
+			imagetest.WriteFile(t, filepath.Join(dir, fmt.Sprintf("q%d.jpg", i)), jpg)
 			fmt.Fprintf(&queries, "q%d.jpg\tL%d\n", i, i)
 		}
 	}
 	rm, qm := filepath.Join(dir, "refs.tsv"), filepath.Join(dir, "queries.tsv")
-	os.WriteFile(rm, []byte(refs.String()), 0o644)
-	os.WriteFile(qm, []byte(queries.String()), 0o644)
+	imagetest.WriteFile(t, rm, []byte(refs.String()))
+	imagetest.WriteFile(t, qm, []byte(queries.String()))
 	out := filepath.Join(dir, "out.json")
 	var stdout bytes.Buffer
 	err := dispatch(context.Background(), []string{"load", "-refs", "6,50", "-c", "1,2", "-n", "20", "-dim", "32",

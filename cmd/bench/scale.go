@@ -103,17 +103,14 @@ type timing struct {
 	P99Ms      float64 `json:"p99_ms,omitempty"`
 }
 
-func summarize(lat []time.Duration) timing {
-	xs := make([]float64, len(lat))
-	for i, d := range lat {
-		xs[i] = ms(d)
-	}
-	st := summarise(xs)
+// msTiming is the timing of queries that took lat milliseconds each.
+func msTiming(lat []float64) timing {
+	st := summarise(lat)
 	return timing{QPS: 1000 / st.Mean, MsPerQuery: st.Mean, P50Ms: st.P50, P99Ms: st.P99}
 }
 
 func batchTiming(nq int, d time.Duration) timing {
-	return timing{QPS: float64(nq) / d.Seconds(), MsPerQuery: float64(d) / 1e6 / float64(nq)}
+	return timing{QPS: float64(nq) / d.Seconds(), MsPerQuery: ms(d) / float64(nq)}
 }
 
 type exactReport struct {
@@ -398,7 +395,7 @@ func writeGT(path string, gt [][]index.Hit, ktop int) error {
 // results.
 func searchEach(ctx context.Context, qs [][]float32, search func([]float32) ([]index.Hit, error)) ([][]index.Hit, timing, error) {
 	got := make([][]index.Hit, len(qs))
-	lat := make([]time.Duration, len(qs))
+	lat := make([]float64, len(qs)) // ms
 	for i, q := range qs {
 		if err := ctx.Err(); err != nil {
 			return nil, timing{}, err
@@ -408,9 +405,9 @@ func searchEach(ctx context.Context, qs [][]float32, search func([]float32) ([]i
 		if got[i], err = search(q); err != nil {
 			return nil, timing{}, err
 		}
-		lat[i] = time.Since(t)
+		lat[i] = ms(time.Since(t))
 	}
-	return got, summarize(lat), nil
+	return got, msTiming(lat), nil
 }
 
 // addProgress inserts in slices so progress shows on long builds.
