@@ -331,7 +331,6 @@ type peerCall struct {
 type recordingRunner struct {
 	describe.Runner
 	mu       sync.Mutex
-	infer    time.Duration // inside the wrapped Run
 	overhead time.Duration // spent recording
 	views    int
 	calls    []peerCall
@@ -345,7 +344,7 @@ type recordingRunner struct {
 func (r *recordingRunner) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.infer, r.overhead, r.views, r.calls, r.recorded = 0, 0, 0, nil, 0
+	r.overhead, r.views, r.calls, r.recorded = 0, 0, nil, 0
 }
 
 // startRecording records the next calls until they hold limit views.
@@ -385,7 +384,6 @@ func (r *recordingRunner) Run(ctx context.Context, input []float32, n, h, w int)
 	t0 := time.Now()
 	fm, err := r.Runner.Run(ctx, input, n, h, w)
 	t1 := time.Now()
-	r.infer += t1.Sub(t0)
 	r.views += n
 	if err != nil || r.f == nil || r.recorded >= r.limit {
 		return fm, err
