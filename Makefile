@@ -49,6 +49,7 @@ demo: setup
 # it (into bin/model: the committed one is not touched); model-check compares
 # the two on the validation figures stored in them and on the test tasks.
 model: setup
+	rm -rf bin/model
 	$(BIN) build --data $(DATA)/train.tsv --catalogue $(CLASSES) --out bin/model
 
 model-check: model
