@@ -3,16 +3,14 @@ package vectest
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"prodsearch/internal/vec"
 )
 
-func norm(v []float32) float64 {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	return math.Sqrt(s)
-}
+// norm is v's L2 length, as vec.Normalize measures it.
+func norm(v []float32) float64 { return vec.Normalize(slices.Clone(v)) }
 
 func TestUnitAndNear(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
