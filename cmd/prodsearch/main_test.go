@@ -146,24 +146,18 @@ func TestInferEvalRealBackbone(t *testing.T) {
 func smallTask(t *testing.T, classes, nq, nr int) (dir, q, r string) {
 	t.Helper()
 	testenv.Models(t)
-	splits := testenv.GroceryStore(t)
-	ref, err := os.ReadFile(filepath.Join(splits, "reference.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var qb, rb strings.Builder
 	seen := map[string]int{}
-	for _, line := range strings.Split(string(ref), "\n") {
-		path, label, ok := strings.Cut(line, "\t")
-		if !ok || (seen[label] == 0 && len(seen) == classes) || seen[label] >= nq+nr {
+	for _, it := range testenv.Split(t, "reference.tsv").Items {
+		if (seen[it.Label] == 0 && len(seen) == classes) || seen[it.Label] >= nq+nr {
 			continue
 		}
 		w := &rb
-		if seen[label] < nq {
+		if seen[it.Label] < nq {
 			w = &qb
 		}
-		w.WriteString(filepath.Join(splits, path) + "\t" + label + "\n")
-		seen[label]++
+		w.WriteString(it.Path + "\t" + it.Label + "\n")
+		seen[it.Label]++
 	}
 	dir = t.TempDir()
 	write(t, filepath.Join(dir, "q.tsv"), qb.String())

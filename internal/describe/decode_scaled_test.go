@@ -3,11 +3,9 @@ package describe_test
 import (
 	"context"
 	"image"
-	"path/filepath"
 	"testing"
 
 	"prodsearch/internal/backbone"
-	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/imageio"
 	"prodsearch/internal/imageio/imagetest"
@@ -26,11 +24,7 @@ import (
 // (at most 1/255 apart) already move it to 0.98, so it is held to 0.97.
 func TestScaledDecodeKeepsDescriptors(t *testing.T) {
 	specs, dir, lib := testenv.Builtins(t)
-	splits := testenv.GroceryStore(t)
-	set, err := dataset.Load(filepath.Join(splits, "train.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := testenv.Split(t, "train.tsv")
 	// One photo from each of six classes spread over the split.
 	var photos [][]byte
 	step := len(set.Items) / 6

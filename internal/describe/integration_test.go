@@ -2,11 +2,9 @@ package describe_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"prodsearch/internal/backbone"
-	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/testenv"
 )
@@ -17,11 +15,7 @@ import (
 // that same-class similarity beats different-class similarity on average.
 func TestRealBackboneRanksSameClassFirst(t *testing.T) {
 	specs, dir, lib := testenv.Builtins(t)
-	splits := testenv.GroceryStore(t)
-	set, err := dataset.Load(filepath.Join(splits, "reference.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := testenv.Split(t, "reference.tsv")
 	// Four photos from each of three visually different classes.
 	perClass := map[string]int{}
 	var paths, labels []string

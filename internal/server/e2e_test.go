@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -62,30 +61,6 @@ func e2eDescriber(t *testing.T) store.Describer {
 	return eng
 }
 
-type tsvLine struct{ path, label string }
-
-func readTSV(t *testing.T, path string) []tsvLine {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []tsvLine
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		p, l, ok := strings.Cut(sc.Text(), "\t")
-		if !ok {
-			continue
-		}
-		out = append(out, tsvLine{filepath.Join(filepath.Dir(path), p), l})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
 		return n
@@ -103,15 +78,15 @@ func TestE2EChromium(t *testing.T) {
 
 	// Index a deterministic subset of the references through the same code
 	// path as `prodsearch index add`.
-	refs := readTSV(t, filepath.Join(splits, "reference.tsv"))
+	refs := testenv.Split(t, "reference.tsv").Items
 	stride := max(1, envInt("PRODSEARCH_E2E_STRIDE", 5))
 	var manifest strings.Builder
 	n := 0
 	taken := map[string]bool{} // GroceryStore repeats file names across train/val/test
 	for i, r := range refs {
-		if id := store.RefID(r.path); i%stride == 0 && !taken[id] {
+		if id := store.RefID(r.Path); i%stride == 0 && !taken[id] {
 			taken[id] = true
-			fmt.Fprintf(&manifest, "%s\t%s\n", r.path, r.label)
+			fmt.Fprintf(&manifest, "%s\t%s\n", r.Path, r.Label)
 			n++
 		}
 	}
@@ -147,7 +122,7 @@ func TestE2EChromium(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	queries := readTSV(t, filepath.Join(splits, "query.tsv"))
+	queries := testenv.Split(t, "query.tsv").Items
 	q := queries[min(envInt("PRODSEARCH_E2E_QUERY", 0), len(queries)-1)]
 
 	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/")); err != nil {
@@ -164,7 +139,7 @@ func TestE2EChromium(t *testing.T) {
 	err = chromedp.Do(tctx,
 		chromedp.WaitVisible(chromedp.CSS("#drop")),
 		testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
-		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{q.path}),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{q.Path}),
 		chromedp.WaitVisible(chromedp.CSS("#results .card")),
 	)
 	if err != nil {
@@ -181,9 +156,9 @@ func TestE2EChromium(t *testing.T) {
 		t.Log(err)
 	}
 	shoot("e2e-search.png")
-	t.Logf("query %s (label %s): first result %s (label %s); %s", filepath.Base(q.path), q.label, firstID.Value, first.Value, timing)
-	if first.Value != q.label {
-		t.Errorf("first result has label %q, want the query's label %q", first.Value, q.label)
+	t.Logf("query %s (label %s): first result %s (label %s); %s", filepath.Base(q.Path), q.Label, firstID.Value, first.Value, timing)
+	if first.Value != q.Label {
+		t.Errorf("first result has label %q, want the query's label %q", first.Value, q.Label)
 	}
 	firstName, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("#results .card .label")))
 	if want := names[first.Value]; firstName != want {
@@ -223,7 +198,7 @@ func TestE2EChromium(t *testing.T) {
 		chromedp.Navigate(ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#drop")),
 		testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
-		chromedp.SetUploadFiles(chromedp.CSS("#camera"), []string{q.path}),
+		chromedp.SetUploadFiles(chromedp.CSS("#camera"), []string{q.Path}),
 		chromedp.WaitVisible(chromedp.CSS("#results .card")),
 	)
 	if err != nil {
@@ -249,8 +224,8 @@ func TestE2EChromium(t *testing.T) {
 		t.Errorf("camera input: capture=%q accept=%q, want capture and image/*", capture, accept)
 	}
 	phoneName, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("#results .card .label")))
-	if phoneName != names[q.label] {
-		t.Errorf("phone: first card is titled %q, want %q", phoneName, names[q.label])
+	if phoneName != names[q.Label] {
+		t.Errorf("phone: first card is titled %q, want %q", phoneName, names[q.Label])
 	}
 	// A text file sent as a photo: the shopper reads plain words.
 	notPhoto := filepath.Join(tmp, "notes.jpg")

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"prodsearch/internal/backbone"
+	"prodsearch/internal/dataset"
 	"prodsearch/internal/onnxgraph"
 )
 
@@ -89,4 +90,15 @@ func GroceryStore(t testing.TB) string {
 	_, err = os.Stat(filepath.Join(dir, "query.tsv"))
 	Require(t, "GroceryStore data", err)
 	return dir
+}
+
+// Split loads one file of GroceryStore's splits folder (such as
+// "train.tsv"), skipping as GroceryStore does without the data.
+func Split(t testing.TB, name string) *dataset.Set {
+	t.Helper()
+	set, err := dataset.Load(filepath.Join(GroceryStore(t), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
