@@ -15,16 +15,7 @@ import (
 // tinyModel builds y = Relu(x·A)·B with an extra output h = Relu(x·A).
 func tinyModel(t *testing.T) *onnxgraph.Model {
 	t.Helper()
-	m, err := onnxgraph.New(13, onnxgraph.FloatValue("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	m, must := testenv.NewGraph(t)
 	must(m.AddInitializer("A", []int64{3, 4}, []float32{1, 0, -1, 2, 0, 1, 1, -2, 1, 1, 0, 0}))
 	must(m.AddInitializer("B", []int64{4, 2}, []float32{1, 0, 0, 1, 1, 1, -1, 1}))
 	must(m.AddNode(onnxgraph.NewNode("MatMul", "mm1", []string{"x", "A"}, []string{"a"})))

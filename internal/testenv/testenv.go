@@ -7,6 +7,7 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"prodsearch/internal/backbone"
@@ -48,6 +49,15 @@ func Builtins(t testing.TB) (specs []backbone.Spec, dir, lib string) {
 	return specs, dir, lib
 }
 
+// FineTunable returns the shipped backbones whose specs list tail blocks to
+// fine-tune, with the model directory and runtime library, skipping as
+// Models does when those are missing.
+func FineTunable(t testing.TB) (specs []backbone.Spec, dir, lib string) {
+	t.Helper()
+	specs, dir, lib = Builtins(t)
+	return slices.DeleteFunc(specs, func(s backbone.Spec) bool { return len(s.Blocks) == 0 }), dir, lib
+}
+
 // Graph loads the ONNX graph of a shipped backbone from the model directory.
 func Graph(t testing.TB, spec backbone.Spec, dir string) *onnxgraph.Model {
 	t.Helper()
@@ -60,6 +70,22 @@ func Graph(t testing.TB, spec backbone.Spec, dir string) *onnxgraph.Model {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// NewGraph starts an ONNX graph (opset 13) with one float input "x" for a
+// test to build on, and must, which fails t on an error while building.
+func NewGraph(t testing.TB) (m *onnxgraph.Model, must func(error)) {
+	t.Helper()
+	m, err := onnxgraph.New(13, onnxgraph.FloatValue("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Trunk opens in ONNX Runtime, on one thread, the part of a shipped

@@ -19,16 +19,7 @@ import (
 // Identity, depthwise 3×3 with explicit pads, a residual Add.
 func synthTail(t *testing.T, rng *rand.Rand) *onnxgraph.Model {
 	t.Helper()
-	m, err := onnxgraph.New(13, onnxgraph.FloatValue("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	m, must := testenv.NewGraph(t)
 	randn := func(name string, sd float64, dims ...int64) {
 		n := int64(1)
 		for _, d := range dims {
@@ -310,12 +301,9 @@ func TestSynthTailMatchesORT(t *testing.T) {
 // random images of two sizes and compares the Go tail with ORT's tail on
 // those real trunk outputs, at every listed block boundary.
 func TestShippedTailsMatchORT(t *testing.T) {
-	specs, dir, lib := testenv.Builtins(t)
+	specs, dir, lib := testenv.FineTunable(t)
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, spec := range specs {
-		if len(spec.Blocks) == 0 {
-			continue
-		}
 		m := testenv.Graph(t, spec, dir)
 		for _, cut := range spec.Blocks {
 			trunk := testenv.Trunk(t, m, spec, cut, lib)
