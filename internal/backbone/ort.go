@@ -53,8 +53,24 @@ func releaseEnv() {
 // session.
 type Session struct {
 	spec Spec
+	native
+}
+
+// native is a running ONNX Runtime session, the part Session and Graph
+// share: each holds a reference on the runtime environment until Destroy.
+type native struct {
 	sess *ort.DynamicAdvancedSession
 	once sync.Once
+}
+
+// Destroy releases the native session; calling it twice is harmless.
+func (n *native) Destroy() error {
+	var err error
+	n.once.Do(func() {
+		err = n.sess.Destroy()
+		releaseEnv()
+	})
+	return err
 }
 
 // Open verifies the model file and starts a session for it.
@@ -76,7 +92,7 @@ func Open(spec Spec, modelDir string, opt Options) (*Session, error) {
 		releaseEnv()
 		return nil, fmt.Errorf("model %s (%s): %w", spec.Name, path, err)
 	}
-	return &Session{spec: spec, sess: sess}, nil
+	return &Session{spec: spec, native: native{sess: sess}}, nil
 }
 
 // newOptions acquires the environment and makes session options for the
@@ -124,9 +140,8 @@ func newOptions(opt Options) (*ort.SessionOptions, error) {
 // outputs, such as a trunk or tail cut out of a backbone by onnxgraph. Like
 // Session it is safe for concurrent use.
 type Graph struct {
-	sess    *ort.DynamicAdvancedSession
+	native
 	outputs []string
-	once    sync.Once
 }
 
 // OpenGraph starts a session for the serialized model.
@@ -143,7 +158,7 @@ func OpenGraph(model []byte, inputs, outputs []string, opt Options) (*Graph, err
 		releaseEnv()
 		return nil, fmt.Errorf("graph session: %w", err)
 	}
-	return &Graph{sess: sess, outputs: outputs}, nil
+	return &Graph{native: native{sess: sess}, outputs: outputs}, nil
 }
 
 // Run feeds one tensor per input, in the order given to OpenGraph, and
@@ -196,16 +211,6 @@ func (g *Graph) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	return res, nil
 }
 
-// Destroy releases the native session; calling it twice is harmless.
-func (g *Graph) Destroy() error {
-	var err error
-	g.once.Do(func() {
-		err = g.sess.Destroy()
-		releaseEnv()
-	})
-	return err
-}
-
 // Spec returns the spec the session was opened with.
 func (s *Session) Spec() Spec { return s.spec }
 
@@ -252,14 +257,4 @@ func (s *Session) Run(ctx context.Context, input []float32, n, h, w int) (Featur
 	}
 	fm.Data = append([]float32(nil), t.GetData()...)
 	return fm, nil
-}
-
-// Destroy releases the native session; calling it twice is harmless.
-func (s *Session) Destroy() error {
-	var err error
-	s.once.Do(func() {
-		err = s.sess.Destroy()
-		releaseEnv()
-	})
-	return err
 }
