@@ -135,17 +135,23 @@ func TestE2EChromium(t *testing.T) {
 		testenv.Screenshot(tctx, t, name)
 	}
 	imagesLoaded := chromedp.Poll[bool](`Array.from(document.querySelectorAll('#results img, #catalogue img')).every(i => i.complete)`, chromedp.WithPollingTimeout(30*time.Second))
-
-	err = chromedp.Do(tctx,
-		chromedp.WaitVisible(chromedp.CSS("#drop")),
-		testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
-		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{q.Path}),
-		chromedp.WaitVisible(chromedp.CSS("#results .card")),
-	)
-	if err != nil {
-		shoot("e2e-failure.png")
-		t.Fatalf("search in the page: %v", err)
+	// search sends q through the file input sel once the page has loaded
+	// the catalogue (after the steps before), and waits for result cards.
+	search := func(what, sel, failure string, before ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		err := chromedp.Do(tctx, append(before,
+			chromedp.WaitVisible(chromedp.CSS("#drop")),
+			testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
+			chromedp.SetUploadFiles(chromedp.CSS(sel), []string{q.Path}),
+			chromedp.WaitVisible(chromedp.CSS("#results .card")),
+		)...)
+		if err != nil {
+			shoot(failure)
+			t.Fatalf("%s: %v", what, err)
+		}
 	}
+
+	search("search in the page", "#file", "e2e-failure.png")
 	first, err := chromedp.Run(tctx, chromedp.AttributeValue(chromedp.CSS("#results .card"), "data-label"))
 	if err != nil {
 		t.Fatal(err)
@@ -193,18 +199,9 @@ func TestE2EChromium(t *testing.T) {
 	// The same on a 360x740 phone: no sideways scroll on either tab, the
 	// camera offered, names on the cards, errors in plain words.
 	fits := `document.documentElement.scrollWidth <= window.innerWidth && document.body.scrollWidth <= window.innerWidth`
-	err = chromedp.Do(tctx,
+	search("phone search", "#camera", "e2e-phone-failure.png",
 		chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
-		chromedp.Navigate(ts.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#drop")),
-		testenv.Void(chromedp.Poll[bool](`document.querySelector('#status').textContent.includes('references')`)),
-		chromedp.SetUploadFiles(chromedp.CSS("#camera"), []string{q.Path}),
-		chromedp.WaitVisible(chromedp.CSS("#results .card")),
-	)
-	if err != nil {
-		shoot("e2e-phone-failure.png")
-		t.Fatalf("phone search: %v", err)
-	}
+		chromedp.Navigate(ts.URL+"/"))
 	if _, err := chromedp.Run(tctx, imagesLoaded); err != nil {
 		t.Log(err)
 	}
