@@ -1,8 +1,6 @@
 package describe_test
 
 import (
-	"context"
-	"image"
 	"testing"
 
 	"prodsearch/internal/backbone"
@@ -72,7 +70,7 @@ func TestScaledDecodeKeepsDescriptors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, b := describeOne(t, d, full), describeOne(t, d, scaled)
+			a, b := mustDescribe(t, d, full), mustDescribe(t, d, scaled)
 			var cos float32
 			for k := range a {
 				cos += a[k] * b[k]
@@ -90,13 +88,4 @@ func TestScaledDecodeKeepsDescriptors(t *testing.T) {
 		t.Logf("%s: worst cosine %.5f over %d photos (decode short side >= %d)", spec.Name, worst, 2*len(photos), d.MinDecodeShort())
 		sess.Destroy()
 	}
-}
-
-func describeOne(t *testing.T, d *describe.Describer, img image.Image) []float32 {
-	t.Helper()
-	v, err := d.Describe(context.Background(), img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

@@ -41,7 +41,11 @@ func newQuad(t *testing.T) *describetest.Describer {
 	return d
 }
 
-func mustDescribe(t *testing.T, d *describetest.Describer, img image.Image) []float32 {
+// mustDescribe describes img with d (a describe.Describer or a
+// describetest one), failing t on an error.
+func mustDescribe(t *testing.T, d interface {
+	Describe(context.Context, image.Image) ([]float32, error)
+}, img image.Image) []float32 {
 	t.Helper()
 	v, err := d.Describe(context.Background(), img)
 	if err != nil {
