@@ -100,6 +100,18 @@ func describeSet(ctx context.Context, d Describer, job Job, set *dataset.Set, st
 	return vecs, st, nil
 }
 
+// described keeps the items of set that have a descriptor in vs: their IDs
+// and descriptors, in order.
+func described(set *dataset.Set, vs [][]float32) (ids []string, vecs [][]float32) {
+	for i, v := range vs {
+		if v != nil {
+			ids = append(ids, set.Items[i].ID)
+			vecs = append(vecs, v)
+		}
+	}
+	return ids, vecs
+}
+
 // RankOptions choose how Rank searches.
 type RankOptions struct {
 	Top    int            // references per query; 0 = all
@@ -111,22 +123,8 @@ type RankOptions struct {
 // query that has one. Queries without a descriptor get no ranking, which
 // scoring counts as AP 0.
 func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim int, opt RankOptions) ([]eval.Ranking, error) {
-	var qids []string
-	var queries [][]float32
-	for i, v := range qv {
-		if v != nil {
-			qids = append(qids, qs.Items[i].ID)
-			queries = append(queries, v)
-		}
-	}
-	var ids []string
-	var vecs [][]float32
-	for i, v := range rv {
-		if v != nil {
-			ids = append(ids, rs.Items[i].ID)
-			vecs = append(vecs, v)
-		}
-	}
+	qids, queries := described(qs, qv)
+	ids, vecs := described(rs, rv)
 	if len(ids) == 0 || len(queries) == 0 {
 		return nil, errors.New("retrieval: no query or no reference could be described")
 	}
