@@ -31,13 +31,18 @@ func trained(t *testing.T, seed uint64) Bundle {
 	return b
 }
 
-func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
-	dir := t.TempDir()
-	b := trained(t, 1)
-	p := filepath.Join(dir, "m.json")
-	if err := b.Save(p); err != nil {
+// savedTrained saves trained(t, seed) as m.json in a new folder.
+func savedTrained(t *testing.T, seed uint64) (b Bundle, path string) {
+	t.Helper()
+	b, path = trained(t, seed), filepath.Join(t.TempDir(), "m.json")
+	if err := b.Save(path); err != nil {
 		t.Fatal(err)
 	}
+	return b, path
+}
+
+func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
+	b, p := savedTrained(t, 1)
 	js, _ := os.ReadFile(p)
 	if len(js) > 4096 {
 		t.Fatalf("recipe is %d bytes: weights leaked into the JSON", len(js))
@@ -63,7 +68,7 @@ func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
 	// Half precision: half the bytes, the same descriptors within 1e-3.
 	h := b
 	h.Tensors = &TensorFile{Half: true}
-	hp := filepath.Join(dir, "half.json")
+	hp := filepath.Join(filepath.Dir(p), "half.json")
 	if err := h.Save(hp); err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +90,7 @@ func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
 }
 
 func TestLoadRefusesTamperedTensors(t *testing.T) {
-	dir := t.TempDir()
-	b := trained(t, 2)
-	p := filepath.Join(dir, "m.json")
-	if err := b.Save(p); err != nil {
-		t.Fatal(err)
-	}
+	_, p := savedTrained(t, 2)
 	data, _ := os.ReadFile(TensorPath(p))
 	data[len(data)-1] ^= 1
 	if err := os.WriteFile(TensorPath(p), data, 0o644); err != nil {
