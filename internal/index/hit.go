@@ -85,6 +85,15 @@ type topK struct {
 	h   heap[candidate]
 }
 
+// newTopKs makes n selections of the k best of ids, one per query of a block.
+func newTopKs(n, k int, ids []string) []*topK {
+	sels := make([]*topK, n)
+	for i := range sels {
+		sels[i] = newTopK(k, ids)
+	}
+	return sels
+}
+
 func newTopK(k int, ids []string) *topK {
 	t := &topK{k: k, ids: ids}
 	t.h = heap[candidate]{items: make([]candidate, 0, min(k, 1<<16)), less: t.worse}

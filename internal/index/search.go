@@ -137,33 +137,42 @@ func (f *Flat) SearchBatchFunc(ctx context.Context, qs [][]float32, k int, fn fu
 	perQuery := int64(k)*8 + 64
 	block := int(f.budget() / (int64(workers) * perQuery))
 	block = max(1, min(block, maxQueryBlock, (len(qs)+workers-1)/workers))
-	nblocks := (len(qs) + block - 1) / block
-	workers = min(workers, nblocks)
+	newSels := func() []*topK { return newTopKs(block, k, f.ids) }
+	return forEachBlock(ctx, workers, len(qs), block, newSels, func(ctx context.Context, sels []*topK, lo, hi int) error {
+		if err := f.scoreBlock(ctx, qs[lo:hi], sels); err != nil {
+			return err
+		}
+		for i := lo; i < hi; i++ {
+			sel := sels[i-lo]
+			hits := sel.hits()
+			sel.reset()
+			if err := fn(i, hits); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
+// forEachBlock runs fn on the blocks [lo, hi) of block items that n items
+// split into, from up to workers goroutines. Each goroutine claims the next
+// block in turn and keeps its own state, made by newState, from block to
+// block. The first error cancels ctx for the others and is returned once
+// they have stopped.
+func forEachBlock[S any](ctx context.Context, workers, n, block int, newState func() S, fn func(ctx context.Context, s S, lo, hi int) error) error {
+	nblocks := (n + block - 1) / block
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	for range workers {
+	for range min(workers, nblocks) {
 		g.Go(func() error {
-			sels := make([]*topK, block)
-			for i := range sels {
-				sels[i] = newTopK(k, f.ids)
-			}
+			s := newState()
 			for {
 				b := int(next.Add(1)) - 1
 				if b >= nblocks {
 					return nil
 				}
-				lo, hi := b*block, min((b+1)*block, len(qs))
-				if err := f.scoreBlock(gctx, qs[lo:hi], sels); err != nil {
+				if err := fn(gctx, s, b*block, min((b+1)*block, n)); err != nil {
 					return err
-				}
-				for i := lo; i < hi; i++ {
-					sel := sels[i-lo]
-					hits := sel.hits()
-					sel.reset()
-					if err := fn(i, hits); err != nil {
-						return err
-					}
 				}
 			}
 		})

@@ -6,10 +6,8 @@ import (
 	"math/rand/v2"
 	"prodsearch/internal/vec/vectest"
 	"slices"
-	"sync/atomic"
 	"testing"
 
-	"golang.org/x/sync/errgroup"
 	"gonum.org/v1/gonum/blas"
 	gonumblas "gonum.org/v1/gonum/blas/gonum"
 )
@@ -94,45 +92,34 @@ func BenchmarkSearchBatchGemm(b *testing.B) {
 func searchBatchGemm(f *Flat, qs [][]float32, k int, fn func(qi int, hits []Hit)) error {
 	const qb, rb = 256, 1024
 	d, n := f.dim, f.Len()
-	nblocks := (len(qs) + qb - 1) / qb
-	var next atomic.Int64
-	var g errgroup.Group
-	for range f.threads() {
-		g.Go(func() error {
-			var impl gonumblas.Implementation
-			qbuf := make([]float32, qb*d)
-			scores := make([]float32, qb*rb)
-			sels := make([]*topK, qb)
-			for i := range sels {
-				sels[i] = newTopK(k, f.ids)
-			}
-			for {
-				bi := int(next.Add(1)) - 1
-				if bi >= nblocks {
-					return nil
-				}
-				lo, hi := bi*qb, min((bi+1)*qb, len(qs))
-				m := hi - lo
-				for i := lo; i < hi; i++ {
-					copy(qbuf[(i-lo)*d:], qs[i])
-				}
-				for r0 := 0; r0 < n; r0 += rb {
-					r1 := min(r0+rb, n)
-					impl.Sgemm(blas.NoTrans, blas.Trans, m, r1-r0, d, 1, qbuf, d, f.vecs[r0*d:r1*d], d, 0, scores, rb)
-					for i := range m {
-						for j := r0; j < r1; j++ {
-							sels[i].push(scores[i*rb+j-r0], j)
-						}
-					}
-				}
-				for i := range m {
-					fn(lo+i, sels[i].hits())
-					sels[i].reset()
-				}
-			}
-		})
+	type work struct {
+		qbuf, scores []float32
+		sels         []*topK
 	}
-	return g.Wait()
+	newWork := func() work {
+		return work{make([]float32, qb*d), make([]float32, qb*rb), newTopKs(qb, k, f.ids)}
+	}
+	return forEachBlock(context.Background(), f.threads(), len(qs), qb, newWork, func(_ context.Context, w work, lo, hi int) error {
+		var impl gonumblas.Implementation
+		m := hi - lo
+		for i := lo; i < hi; i++ {
+			copy(w.qbuf[(i-lo)*d:], qs[i])
+		}
+		for r0 := 0; r0 < n; r0 += rb {
+			r1 := min(r0+rb, n)
+			impl.Sgemm(blas.NoTrans, blas.Trans, m, r1-r0, d, 1, w.qbuf, d, f.vecs[r0*d:r1*d], d, 0, w.scores, rb)
+			for i := range m {
+				for j := r0; j < r1; j++ {
+					w.sels[i].push(w.scores[i*rb+j-r0], j)
+				}
+			}
+		}
+		for i := range m {
+			fn(lo+i, w.sels[i].hits())
+			w.sels[i].reset()
+		}
+		return nil
+	})
 }
 
 func TestGemmVariantAgrees(t *testing.T) {
