@@ -196,27 +196,21 @@ func newRowSource(img image.Image) rowSource {
 		}
 	case *image.YCbCr:
 		rs.nc = 3
-		cx := chromaX(m.SubsampleRatio, b.Min.X, m.Rect.Min.X, w)
+		rgb := ycbcrRows(m, b, w)
 		rs.row = func(y int, buf []byte) []byte {
-			yy := b.Min.Y + y
-			yi := m.YOffset(b.Min.X, yy)
-			ci := m.COffset(m.Rect.Min.X, yy) // chroma row start; cx adds the column
 			d := buf[:3*w]
-			ycbcrRow(d, m.Y[yi:yi+w], m.Cb[ci:], m.Cr[ci:], cx)
+			rgb(y, d)
 			return d
 		}
 	case *image.NYCbCrA:
 		rs.nc = 4
-		cx := chromaX(m.SubsampleRatio, b.Min.X, m.Rect.Min.X, w)
+		rgb := ycbcrRows(&m.YCbCr, b, w)
 		rs.row = func(y int, buf []byte) []byte {
-			yy := b.Min.Y + y
-			yi := m.YOffset(b.Min.X, yy)
-			ci := m.COffset(m.Rect.Min.X, yy)
-			ai := m.AOffset(b.Min.X, yy)
+			ai := m.AOffset(b.Min.X, b.Min.Y+y)
 			d := buf[:4*w]
 			// Convert to RGB in the upper 3/4 of buf, then spread and premultiply.
 			tmp := buf[w : 4*w]
-			ycbcrRow(tmp, m.Y[yi:yi+w], m.Cb[ci:], m.Cr[ci:], cx)
+			rgb(y, tmp)
 			a := m.A[ai : ai+w]
 			for x := 0; x < w; x++ {
 				// Writes to d[4x:4x+4] never reach tmp[3x':] for x' > x.
@@ -278,6 +272,18 @@ func newRowSource(img image.Image) rowSource {
 		}
 	}
 	return rs
+}
+
+// ycbcrRows returns what writes row y (0-based) of m's w visible columns
+// from b as packed RGB into d (len 3*w).
+func ycbcrRows(m *image.YCbCr, b image.Rectangle, w int) func(y int, d []byte) {
+	cx := chromaX(m.SubsampleRatio, b.Min.X, m.Rect.Min.X, w)
+	return func(y int, d []byte) {
+		yy := b.Min.Y + y
+		yi := m.YOffset(b.Min.X, yy)
+		ci := m.COffset(m.Rect.Min.X, yy) // chroma row start; cx adds the column
+		ycbcrRow(d, m.Y[yi:yi+w], m.Cb[ci:], m.Cr[ci:], cx)
+	}
 }
 
 func nrgbaOpaque(m *image.NRGBA) bool {
