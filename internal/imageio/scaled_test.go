@@ -90,17 +90,23 @@ func TestDecodeAtLeastGrayAndCMYK(t *testing.T) {
 	}
 	// CMYK is left to the pure-Go decoder, which knows Adobe's inversion.
 	cmyk := imagetest.CMYKJPEG(64, 64, imagetest.QuadrantInk(64, 64), true)
-	want, err := Decode(cmyk, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := DecodeAtLeast(cmyk, DefaultLimits(), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, got := decodeBoth(t, cmyk, 8)
 	if mean, _ := meanAbsDiff(toRGBA(got), toRGBA(want)); mean != 0 || got.Bounds() != want.Bounds() {
 		t.Errorf("CMYK: scaled path differs from Decode (mean %.2f, %v vs %v)", mean, got.Bounds(), want.Bounds())
 	}
+}
+
+// decodeBoth decodes data in full and with DecodeAtLeast(minShort).
+func decodeBoth(t *testing.T, data []byte, minShort int) (full, scaled image.Image) {
+	t.Helper()
+	full, err := Decode(data, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scaled, err = DecodeAtLeast(data, DefaultLimits(), minShort); err != nil {
+		t.Fatal(err)
+	}
+	return full, scaled
 }
 
 func TestDecodeAtLeastErrors(t *testing.T) {
@@ -129,14 +135,7 @@ func TestDecodeAtLeastErrors(t *testing.T) {
 func TestDecodeAtLeastWebP(t *testing.T) {
 	src := textured(640, 480)
 	data := encWebPLossless(toNRGBA(src))
-	full, err := Decode(data, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := DecodeAtLeast(data, DefaultLimits(), 120)
-	if err != nil {
-		t.Fatal(err)
-	}
+	full, img := decodeBoth(t, data, 120)
 	b := img.Bounds()
 	if min(b.Dx(), b.Dy()) < 120 || (nativeWebP && b.Dy() != 120) {
 		t.Fatalf("decoded %v for a 120-pixel short side", b)
