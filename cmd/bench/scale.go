@@ -188,11 +188,10 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) error {
 			}
 			defer os.RemoveAll(dir)
 		}
-		if err := writeF32(filepath.Join(dir, "refs.f32"), refs); err != nil {
-			return err
-		}
-		if err := writeF32(filepath.Join(dir, "queries.f32"), queries); err != nil {
-			return err
+		for name, v := range map[string][]float32{"refs.f32": refs, "queries.f32": queries} {
+			if err := writeF32(filepath.Join(dir, name), v); err != nil {
+				return err
+			}
 		}
 	}
 
