@@ -237,29 +237,20 @@ func newRowSource(img image.Image) rowSource {
 		if opaque && len(m.Palette) < 256 && palettedUsesMissing(m, len(m.Palette)) {
 			opaque = false
 		}
+		// The table holds premultiplied RGBA: an opaque image takes the
+		// first three bytes of each entry, any other all four.
+		rs.nc = 4
 		if opaque {
 			rs.nc = 3
-			rs.row = func(y int, buf []byte) []byte {
-				o := m.PixOffset(b.Min.X, b.Min.Y+y)
-				s := m.Pix[o : o+w]
-				d := buf[:3*w]
-				for x, p := range s {
-					c := &lut[p]
-					d[3*x], d[3*x+1], d[3*x+2] = c[0], c[1], c[2]
-				}
-				return d
+		}
+		nc := rs.nc
+		rs.row = func(y int, buf []byte) []byte {
+			o := m.PixOffset(b.Min.X, b.Min.Y+y)
+			d := buf[:nc*w]
+			for x, p := range m.Pix[o : o+w] {
+				copy(d[nc*x:nc*x+nc], lut[p][:nc])
 			}
-		} else {
-			rs.nc = 4
-			rs.row = func(y int, buf []byte) []byte {
-				o := m.PixOffset(b.Min.X, b.Min.Y+y)
-				s := m.Pix[o : o+w]
-				d := buf[:4*w]
-				for x, p := range s {
-					copy(d[4*x:4*x+4], lut[p][:])
-				}
-				return d
-			}
+			return d
 		}
 	default:
 		// Rare types (16-bit PNG, CMYK JPEG, ...): one conversion pass via
