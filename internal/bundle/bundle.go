@@ -79,6 +79,9 @@ type Provenance struct {
 	Data       string `json:"data"`
 	DataSHA256 string `json:"data_sha256"`
 	Catalogue  string `json:"catalogue,omitempty"`
+	// CatalogueTrained says the model trained on Catalogue's images too
+	// (those of the training classes), so DataSHA256 covers them.
+	CatalogueTrained bool `json:"catalogue_trained,omitempty"`
 	// ValClasses are the training classes held out to choose settings,
 	// checkpoints, weights and recipes.
 	ValClasses []string `json:"val_classes,omitempty"`

@@ -16,9 +16,13 @@ func writeCard(path string, r *Result) error {
 	p := r.Bundle.Provenance
 	fmt.Fprintf(&b, "# Model %s\n\n", r.Bundle.ID())
 	fmt.Fprintf(&b, "Built by `%s` in %s on %s.\n\n", p.Command, r.Wall.Round(1e9), p.Built.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "- training data: `%s`, content sha256 `%s`\n", p.Data, p.DataSHA256)
-	if p.Catalogue != "" {
-		fmt.Fprintf(&b, "- catalogue images: `%s`\n", p.Catalogue)
+	switch {
+	case p.CatalogueTrained:
+		fmt.Fprintf(&b, "- training data: `%s` and the catalogue images of `%s`, content sha256 `%s` (over every image the heads trained on)\n", p.Data, p.Catalogue, p.DataSHA256)
+	case p.Catalogue != "":
+		fmt.Fprintf(&b, "- training data: `%s`, content sha256 `%s`\n- catalogue images (validation only): `%s`\n", p.Data, p.DataSHA256, p.Catalogue)
+	default:
+		fmt.Fprintf(&b, "- training data: `%s`, content sha256 `%s`\n", p.Data, p.DataSHA256)
 	}
 	fmt.Fprintf(&b, "- validation classes (held out of training, every choice made on them): %s\n", strings.Join(p.ValClasses, ", "))
 	fmt.Fprintf(&b, "- descriptor: %d-d", r.Bundle.Dim())

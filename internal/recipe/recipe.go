@@ -603,6 +603,7 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 		return bundle.Bundle{}, err
 	}
 	prov.DataSHA256 = hash
+	prov.CatalogueTrained = len(c.trained.Items) > len(c.cfg.Data.Items)
 	for i, mb := range members {
 		name := c.cfg.Backbones[i]
 		mb.Name = filepath.Base(strings.TrimSuffix(name, ".json"))

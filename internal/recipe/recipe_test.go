@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,7 +110,7 @@ func TestBuildWritesOneModel(t *testing.T) {
 	var log bytes.Buffer
 	res, err := Build(context.Background(), Config{
 		Data: data, Catalogue: cat, Backbones: []string{"mnv2_int8", "coral_mnv2"},
-		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2, Refit: true,
+		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2, Refit: true, TrainOnCatalogue: true,
 		Crops: []float64{0, 0.6}, Scale: 64, Half: true, Out: out,
 		Engine:     bundle.Options{ModelDir: models, Library: lib, Threads: 1},
 		Files:      describe.FileOptions{Batch: 8},
@@ -144,9 +145,11 @@ func TestBuildWritesOneModel(t *testing.T) {
 	if p == nil || len(p.DataSHA256) != 64 || len(p.ValClasses) != 4 {
 		t.Fatalf("provenance %+v", p)
 	}
-	h, err := DataHash(data)
-	if err != nil || h != p.DataSHA256 {
-		t.Fatalf("data hash %s vs %s (%v)", h, p.DataSHA256, err)
+	// The refit trained on every photo and catalogue image: the hash covers
+	// them all, and says so.
+	h, err := DataHash(&dataset.Set{Items: append(slices.Clone(data.Items), cat.Items...)})
+	if err != nil || h != p.DataSHA256 || !p.CatalogueTrained {
+		t.Fatalf("data hash %s vs %s (%v), catalogue trained %v", h, p.DataSHA256, err, p.CatalogueTrained)
 	}
 	for _, name := range []string{"MODEL.md", "members/mnv2_int8.safetensors", "runs/coral_mnv2/run.json", "runs/coral_mnv2-all/run.json"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
@@ -165,6 +168,9 @@ func TestBuildWritesOneModel(t *testing.T) {
 		}
 	}
 	card, _ := os.ReadFile(filepath.Join(out, "MODEL.md"))
+	if !strings.Contains(string(card), "and the catalogue images of `cat.tsv`") {
+		t.Errorf("the model card does not say it trained on the catalogue images:\n%s", card)
+	}
 	if !strings.Contains(string(card), "(chosen)") || !strings.Contains(string(card), "photo→catalogue") || !strings.Contains(string(card), "refit checkpoint") {
 		t.Errorf("model card:\n%s", card)
 	}
