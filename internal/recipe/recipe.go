@@ -175,10 +175,6 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	trainSet, refitSet := trainingSets(cfg.Data, trainCat, valCat, cfg.TrainOnCatalogue)
-	c.trained = trainSet
-	if cfg.Refit {
-		c.trained = refitSet
-	}
 	if n := len(trainSet.Items) - len(cfg.Data.Items); n > 0 {
 		c.logf("training on %d photos and %d catalogue images of the training classes\n", len(cfg.Data.Items), n)
 	}
@@ -219,14 +215,16 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Recipes = recipes
 
+	shipped := trainSet // what the shipped heads learned from
 	if cfg.Refit {
+		shipped = refitSet
 		for i, name := range cfg.Backbones {
 			if members[i], err = c.trainMember(ctx, name, refitSet, true); err != nil {
 				return nil, err
 			}
 		}
 	}
-	model, err := c.write(members, weights, recipes)
+	model, err := c.write(members, weights, recipes, shipped)
 	if err != nil {
 		return nil, err
 	}
@@ -285,9 +283,6 @@ func Tasks(photos, catalogue []dataset.Item) []Task {
 type builder struct {
 	cfg Config
 	res *Result
-	// trained is every image the shipped heads learned from, for the
-	// model's data hash.
-	trained *dataset.Set
 }
 
 func (c *builder) logf(format string, a ...any) {
@@ -592,18 +587,19 @@ func (c *builder) tuneShape(ctx context.Context, shape string, probs [][]*tune.P
 }
 
 // write saves the members (best checkpoints, renamed) and the model that
-// refers to them.
-func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.Recipe) (bundle.Bundle, error) {
+// refers to them; trained is every image the members learned from, for the
+// model's data hash.
+func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.Recipe, trained *dataset.Set) (bundle.Bundle, error) {
 	prov := c.cfg.Provenance
 	prov.ValClasses = c.res.ValClasses
 	prov.Built = time.Now().UTC()
 	prov.Settings = fmt.Sprintf("per backbone, the best mean validation mAP of GAP at centre crops %v and GeM p=3 at the best crop, short side %d", c.cfg.Crops, c.cfg.Scale)
-	hash, err := DataHash(c.trained)
+	hash, err := DataHash(trained)
 	if err != nil {
 		return bundle.Bundle{}, err
 	}
 	prov.DataSHA256 = hash
-	prov.CatalogueTrained = len(c.trained.Items) > len(c.cfg.Data.Items)
+	prov.CatalogueTrained = len(trained.Items) > len(c.cfg.Data.Items)
 	for i, mb := range members {
 		name := c.cfg.Backbones[i]
 		mb.Name = filepath.Base(strings.TrimSuffix(name, ".json"))
