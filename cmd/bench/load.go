@@ -75,7 +75,7 @@ func loadCmd(fs *flag.FlagSet) runFunc {
 	fs.IntVar(&o.dim, "dim", 1280, "descriptor length of the stand-in describer")
 	fs.StringVar(&o.backbone, "backbone", "", "describe with this builtin backbone (ONNX) instead of the stand-in")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads per describe (0 = all cores)")
-	index.Flag(fs, &o.vectors, index.KindFlat) // the in-process store's, or passed to serve
+	index.Flag(fs, &o.vectors, index.KindAuto) // the in-process store's, as serve's default
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -185,7 +185,7 @@ func inProcess(ctx context.Context, o loadOptions, queries []loadQuery, stdout i
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(stdout, "opened %d references in %v\n", st.Len(), st.Info().LoadTime.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "opened %d references in %v (%s index)\n", st.Len(), st.Info().LoadTime.Round(time.Millisecond), st.Info().Vectors)
 		srv, err := server.New(server.Config{Store: st, Describer: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			st.Close()

@@ -9,7 +9,7 @@ import (
 )
 
 func TestKindAndOpen(t *testing.T) {
-	for spec, want := range map[string]string{"": KindFlat, "flat": KindFlat, "hnsw": KindHNSW, "weaviate://h:1?class=C": KindWeaviate} {
+	for spec, want := range map[string]string{"": KindFlat, "flat": KindFlat, "hnsw": KindHNSW, "auto": KindAuto, "weaviate://h:1?class=C": KindWeaviate} {
 		if got, err := Kind(spec); err != nil || got != want {
 			t.Errorf("Kind(%q) = %q, %v; want %q", spec, got, err, want)
 		}
@@ -34,6 +34,32 @@ func TestKindAndOpen(t *testing.T) {
 	}
 	if _, err := Open(ctx, "annoy", 4, HNSWConfig{}); err == nil {
 		t.Error("Open(annoy) succeeded")
+	}
+}
+
+func TestResolveAuto(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		n    int
+		want string
+	}{
+		{KindAuto, 0, KindFlat},
+		{KindAuto, AutoHNSWMin - 1, KindFlat},
+		{KindAuto, AutoHNSWMin, KindHNSW},
+		{KindFlat, 10 * AutoHNSWMin, KindFlat},
+		{KindHNSW, 1, KindHNSW},
+		{"weaviate://h:1", 1, "weaviate://h:1"},
+	} {
+		if got := Resolve(c.spec, c.n); got != c.want {
+			t.Errorf("Resolve(%q, %d) = %q, want %q", c.spec, c.n, got, c.want)
+		}
+	}
+	ix, err := Open(context.Background(), KindAuto, 4, HNSWConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ix.(*Flat); !ok {
+		t.Errorf("Open(auto) = %T, want an empty *Flat", ix)
 	}
 }
 

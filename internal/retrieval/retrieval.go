@@ -139,11 +139,11 @@ func Rank(ctx context.Context, qs, rs *dataset.Set, qv, rv [][]float32, dim int,
 		out[qi] = eval.Ranking{Query: qids[qi], Refs: refs}
 		return nil
 	}
-	if opt.Index != "" && opt.Index != index.KindFlat {
+	if kind := index.Resolve(opt.Index, len(ids)); kind != "" && kind != index.KindFlat {
 		if opt.Rerank != nil {
 			return nil, errors.New("retrieval: re-ranking needs the exact index (use --no-rerank with an approximate one)")
 		}
-		return out, rankApprox(ctx, opt.Index, dim, ids, vecs, queries, opt.Top, collect)
+		return out, rankApprox(ctx, kind, dim, ids, vecs, queries, opt.Top, collect)
 	}
 	flat := index.NewFlat(dim)
 	for i, v := range vecs {

@@ -109,7 +109,8 @@ type Info struct {
 	FileBytes int64 `json:"file_bytes"`
 	// LoadTime is how long Open took to read all descriptors.
 	LoadTime time.Duration `json:"load_ns"`
-	// Vectors is the vector index kind: flat, hnsw or weaviate.
+	// Vectors is the vector index kind: flat, hnsw or weaviate (auto is
+	// resolved to flat or hnsw by the catalogue's size when the store opens).
 	Vectors string `json:"vectors"`
 	// Reindexed is how many references Open had to index from the
 	// catalogue: all for flat, none for a saved HNSW graph or a Weaviate
@@ -206,6 +207,10 @@ func OpenWith(ctx context.Context, dir, bundleID string, dim int, opt Options) (
 	}
 	ids, err := s.loadLabels(ctx)
 	if err == nil {
+		// auto is decided by the catalogue's size at each open: a store
+		// that grew past index.AutoHNSWMin is searched by HNSW from its
+		// next open on.
+		s.info.Vectors = index.Resolve(s.info.Vectors, len(ids)*max(1, s.opt.autoScale))
 		err = s.openVectors(ctx, ids)
 	}
 	if err != nil {

@@ -53,7 +53,8 @@ var (
 // Options choose how an opened store searches.
 type Options struct {
 	// Vectors selects the vector index, an index.Kind spec: "" or "flat",
-	// "hnsw" (its graph saved in DIR/GraphFile), or a weaviate:// URL (see
+	// "hnsw" (its graph saved in DIR/GraphFile), "auto" (flat or hnsw by the
+	// number of items at open, see index.Resolve), or a weaviate:// URL (see
 	// index.ParseWeaviateURL).
 	Vectors string
 	// HNSW tunes a graph built from scratch; a saved graph keeps its own
@@ -62,6 +63,9 @@ type Options struct {
 
 	// openRemote replaces index.OpenURL in tests.
 	openRemote func(ctx context.Context, rawURL string, dim int) (index.Index, error)
+	// autoScale multiplies the item count auto is resolved with, so that
+	// tests cross index.AutoHNSWMin with a small store (0 = 1).
+	autoScale int
 }
 
 func (o Options) kind() (string, error) {

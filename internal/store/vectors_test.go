@@ -102,6 +102,56 @@ func queries(n, dim int) [][]float32 {
 	return qs
 }
 
+// auto searches a small catalogue exactly and a large one by HNSW, decided
+// at each open by the number of items; the results stay the exact ones or
+// close to them either way.
+func TestAutoVectorsFollowCatalogueSize(t *testing.T) {
+	ctx := context.Background()
+	const dim = 32
+	es := randomEntries(1200, dim, 11)
+	flat := exactReference(t, es)
+	dir := t.TempDir()
+	// Each item counts as 20: 1,000 items stand for 20,000.
+	opt := Options{Vectors: index.KindAuto, HNSW: index.HNSWConfig{Seed: 1}, autoScale: index.AutoHNSWMin / 1000}
+	s, err := OpenWith(ctx, dir, testBundle, dim, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Info().Vectors; got != index.KindFlat {
+		t.Fatalf("empty store opened as %q, want flat", got)
+	}
+	if err := s.Add(ctx, es[:999], AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	qs := queries(100, dim)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// 999 items (19,980 counted): still exact; the 1,000th tips it.
+	s, err = OpenWith(ctx, dir, testBundle, dim, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Info().Vectors; got != index.KindFlat {
+		t.Errorf("%d items opened as %q, want flat", s.Len(), got)
+	}
+	if err := s.Add(ctx, es[999:], AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenWith(ctx, dir, testBundle, dim, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Info().Vectors; got != index.KindHNSW {
+		t.Fatalf("%d items reopened as %q, want hnsw", s.Len(), got)
+	}
+	checkTop1(t, flat, s, qs)
+}
+
 func TestHNSWVectors(t *testing.T) {
 	ctx := context.Background()
 	const n, dim = 3000, 32
