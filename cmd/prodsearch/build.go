@@ -37,12 +37,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	trainCat := fs.Bool("train-on-catalogue", true, "add the training classes' catalogue images (from --catalogue) to the training photos; the held-out runs never see a validation class's (--train-on-catalogue=false trains on the photos only)")
 	refit := fs.Bool("refit", true, "after every choice, train each member once more on all training classes (validation ones too) for its chosen epoch count, and ship those (--refit=false ships the held-out runs' heads)")
 	tf := addTrainFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, "data", "out"); err != nil {
 		return err
-	}
-	if *data == "" || *out == "" {
-		fs.Usage()
-		return errors.New("--data and --out are required")
 	}
 	cfg, err := tf.config()
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,12 +17,8 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ef := addEngineFlags(fs)
 	ef.shipped = true
 	out := fs.String("out", "", "ONNX file to write; FILE.json beside it says how to prepare each input")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, "out"); err != nil {
 		return err
-	}
-	if *out == "" {
-		fs.Usage()
-		return errors.New("--out is required")
 	}
 	b, err := ef.resolveBundle()
 	if err != nil {

@@ -174,12 +174,30 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses a command's flags; it takes no positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
+// parse parses a command's flags; it takes no positional arguments, and
+// refuses, with the usage, an empty value of any flag named in required.
+func parse(fs *flag.FlagSet, args []string, required ...string) error {
 	if err := parseAny(fs, args); err != nil {
 		return err
 	}
-	return noArgs(fs)
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	var missing []string
+	for _, name := range required {
+		if f := fs.Lookup(name); f == nil || f.Value.String() == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		fs.Usage()
+		return fmt.Errorf("%s is required", missing[0])
+	}
+	fs.Usage()
+	return fmt.Errorf("%s and %s are required", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1])
 }
 
 // parseAny wraps FlagSet.Parse so -h returns cleanly and errors are not

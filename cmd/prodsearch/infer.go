@@ -76,12 +76,8 @@ func addJobFlags(fsName, synopsis string, stderr io.Writer) (*jobFlags, func(arg
 	index.Flag(fs, &j.index, index.KindFlat) // re-ranking needs flat
 	fs.StringVar(&j.shape, "shape", "auto", "catalogue shape whose re-ranking recipe applies: one, few or many images per product, or auto (the median number of references per label)")
 	return j, func(args []string) error {
-		if err := parse(fs, args); err != nil {
+		if err := parse(fs, args, "queries", "references"); err != nil {
 			return err
-		}
-		if j.queries == "" || j.references == "" {
-			fs.Usage()
-			return errors.New("--queries and --references are required")
 		}
 		if j.top < 0 {
 			return errors.New("--top must be 0 (all) or positive")
@@ -263,12 +259,8 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"MRR = mean of 1/rank of the first relevant reference (= mAP when each query has one relevant reference).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, "ranking", "queries", "references"); err != nil {
 		return err
-	}
-	if *ranking == "" || *queries == "" || *references == "" {
-		fs.Usage()
-		return errors.New("--ranking, --queries and --references are required")
 	}
 	rk, err := eval.ReadRankings(*ranking)
 	if err != nil {

@@ -34,12 +34,8 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	resume := fs.Bool("resume", false, "continue an interrupted run: re-runs the same seeded recipe and writes the missing epochs")
 	tf := addTrainFlags(fs)
 	trunkCache := fs.String("trunk-cache", "", "`DIR` for the frozen trunk's float16 outputs when fine-tuning (default: the run's folder)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, "data", "run"); err != nil {
 		return err
-	}
-	if *data == "" || *run == "" {
-		fs.Usage()
-		return errors.New("--data and --run are required")
 	}
 	cfg, err := tf.config()
 	if err != nil {

@@ -59,7 +59,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	token := fs.String("token", os.Getenv("PRODSEARCH_TOKEN"), "bearer token required by write endpoints (default $PRODSEARCH_TOKEN)")
 	slots := fs.Int("describe-slots", runtime.NumCPU(), "images described at once across requests")
 	budget := fs.Int64("decode-budget", 768, "`MiB` of decoded pixels held at once across requests (estimated from each image's header: pixels x bytes per pixel); past it an upload gets 503 with Retry-After, and one that alone needs more gets 413")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, "store"); err != nil {
 		return err
 	}
 	// A server describes one photo per request: one ONNX Runtime thread per
@@ -69,9 +69,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Visit(func(f *flag.Flag) { threadsSet = threadsSet || f.Name == "threads" })
 	if !threadsSet {
 		ef.threads = 1
-	}
-	if *dir == "" {
-		return errors.New("--store is required")
 	}
 	var storeID string
 	if info, err := store.ReadInfo(*dir); err == nil {
