@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -159,7 +160,9 @@ type catRow struct {
 // catalogueCmd measures the methods that close the gap between phone photos
 // and studio images (issue 12, item 3) for each bundle, on the validation
 // side (photos of the classes held out from the training data against their
-// catalogue images) and, when -test is given, on the test side.
+// catalogue images) and, when -test is given, on the test side. Method (e),
+// local-feature matching (localmatch.go), re-ranks the plain search a store of
+// one image per product gets with the bundle.
 func catalogueCmd(fs *flag.FlagSet) runFunc {
 	g := "../shared/data/grocerystore/"
 	bundles := fs.String("bundles", "coral_mnv1", "comma-separated bundles: a bundle .json or a builtin backbone name (its frozen default)")
@@ -169,8 +172,16 @@ func catalogueCmd(fs *flag.FlagSet) runFunc {
 	valRun := fs.String("val-run", "", "RUNS_DIR/RUN whose recorded held-out classes are the validation classes (default: those train holds out with -val-frac and -seed)")
 	valFrac := fs.Float64("val-frac", runs.DefaultValFrac, "fraction of classes held out, as train --val-frac")
 	seed := fs.Int64("seed", train.DefaultConfig().Seed, "hold-out seed, as train --seed")
-	groups := fs.String("methods", "", "comma-separated method groups to run (off, a, b, c, a+c, b+c; empty = all); off always runs")
+	groups := fs.String("methods", "", "comma-separated method groups to run (off, a, b, c, a+c, b+c, e; empty = all); off always runs")
 	jsonOut := fs.String("json", "", "also write the rows as JSON to this file")
+	lo := localOpts{}
+	fs.IntVar(&lo.scale, "local-scale", 448, "method e: short side the images are described at for local features")
+	fs.IntVar(&lo.keep, "local-keep", 400, "method e: cells kept per image (strongest activations)")
+	floor := fs.Float64("local-floor", 0.5, "method e: least cosine of a local match")
+	fs.Float64Var(&lo.tol, "local-tol", 1, "method e: RANSAC inlier tolerance in feature-map cells")
+	fs.IntVar(&lo.top, "local-top", 10, "method e: global candidates re-ranked per photo")
+	fs.IntVar(&lo.tries, "local-tries", 500, "method e: RANSAC samples")
+	weights := fs.String("local-weights", "0,0.002,0.005,0.01,0.02,0.05,inf", "method e: inlier weights, one row each (inf: order the top by inliers)")
 	return func(ctx context.Context, w io.Writer) error {
 		cat, err := dataset.Load(*catalogue)
 		if err != nil {
@@ -183,6 +194,14 @@ func catalogueCmd(fs *flag.FlagSet) runFunc {
 		keep := map[string]bool{"off": true}
 		for g := range strings.SplitSeq(*groups, ",") {
 			keep[strings.TrimSpace(g)] = true
+		}
+		lo.floor = float32(*floor)
+		for x := range strings.SplitSeq(*weights, ",") {
+			w, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			if err != nil {
+				return fmt.Errorf("-local-weights: %w", err)
+			}
+			lo.weight = append(lo.weight, w)
 		}
 		var methods []catMethod
 		for _, m := range catMethods() {
@@ -219,10 +238,42 @@ func catalogueCmd(fs *flag.FlagSet) runFunc {
 					rows = append(rows, r)
 					fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
 				}
+				if *groups == "" || keep["e"] {
+					base, crop := oneImageSearch(b)
+					ms, ss, err := d.localRows(ctx, t, base, crop, lo)
+					if err != nil {
+						return fmt.Errorf("%s, %s, local matching: %w", bref, t.name, err)
+					}
+					for i, m := range ms {
+						s := ss[i]
+						r := catRow{Bundle: bref, Task: t.name, Group: m.group, Method: m.name, Photo: m.photo.String(), Cat: m.cat.String(),
+							Scores: s, DeltaR1: s.R1 - off.R1, DeltaRR: s.MRR - off.MRR}
+						rows = append(rows, r)
+						fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
+					}
+				}
 			}
 		}
 		return writeJSON(*jsonOut, rows)
 	}
+}
+
+// oneImageSearch is the plain search a store of one image per product gets
+// with b: photos described as b says, catalogue images with the centre crop
+// of b's one-image recipe when it has one. It returns that method and the
+// catalogue's crop.
+func oneImageSearch(b bundle.Bundle) (catMethod, float64) {
+	ownCrop := b.Describe.Crop
+	if b.IsEnsemble() {
+		ownCrop = b.Members[0].Bundle.Describe.Crop
+	}
+	for _, r := range b.Recipes {
+		if r.Shape == bundle.ShapeOne && r.RefCrop != nil {
+			c := *r.RefCrop
+			return catMethod{"a", fmt.Sprintf("catalogue at the recipe's crop %g", c), catSide{views: []catView{own}}, catSide{views: []catView{{crop: c}}}}, c
+		}
+	}
+	return catMethod{"off", "bundle settings on both sides", catSide{views: []catView{own}}, catSide{views: []catView{own}}}, ownCrop
 }
 
 // catTasks builds the validation side and, with tests, the test side.
