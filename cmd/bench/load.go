@@ -75,7 +75,7 @@ func loadCmd(fs *flag.FlagSet) runFunc {
 	fs.IntVar(&o.dim, "dim", 1280, "descriptor length of the stand-in describer")
 	fs.StringVar(&o.backbone, "backbone", "", "describe with this builtin backbone (ONNX) instead of the stand-in")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads per describe (0 = all cores)")
-	index.Flag(fs, &o.vectors, index.KindAuto) // the in-process store's, as serve's default
+	index.Flag(fs, &o.vectors, index.KindFlat) // the in-process store's, as serve's default
 	fs.StringVar(&o.references, "references", filepath.Join(splits, "reference.tsv"), "real reference photos (TSV manifest)")
 	fs.StringVar(&o.queries, "queries", filepath.Join(splits, "query.tsv"), "query photos (TSV manifest)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")

@@ -69,7 +69,7 @@ func soakCmd(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&so.binary, "prodsearch", filepath.Join("bin", "prodsearch"), "the prodsearch binary to serve with")
 	serveArgs := fs.String("serve-args", "", "more flags for `prodsearch serve`, space-separated (e.g. \"--backbone coral_mnv2\")")
 	fs.IntVar(&so.k, "k", 10, "results per search")
-	index.Flag(fs, &so.vectors, index.KindAuto)
+	index.Flag(fs, &so.vectors, index.KindFlat)
 	fs.StringVar(&so.jsonOut, "json", "", "also write the report as JSON to this file")
 	return func(ctx context.Context, stdout io.Writer) error {
 		so.serveArgs = strings.Fields(*serveArgs)

@@ -106,7 +106,7 @@ type storeFlags struct {
 func newStoreFlags(name, synopsis string, stderr io.Writer) *storeFlags {
 	sf := &storeFlags{fs: newFlagSet("index "+name, "--store DIR [--index V] "+synopsis, stderr)}
 	sf.fs.StringVar(&sf.dir, "store", "", "store `directory` (required): items, images and descriptors")
-	index.Flag(sf.fs, &sf.backend, index.KindAuto)
+	index.Flag(sf.fs, &sf.backend, index.KindFlat)
 	return sf
 }
 

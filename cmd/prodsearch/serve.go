@@ -50,11 +50,11 @@ func storeBundle(ef *engineFlags, bundleFlag, storeID string) (bundle.Bundle, er
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "--store DIR [--index auto|flat|hnsw|weaviate://host:port?...] [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
+	fs := newFlagSet("serve", "--store DIR [--index flat|hnsw|auto|weaviate://host:port?...] [--addr HOST:PORT] [--bundle B] [--token T]", stderr)
 	ef := addEngineFlags(fs)
 	dir := fs.String("store", "", "catalogue store directory (created on first use); it keeps items and images whatever --index says")
 	var vectors string
-	index.Flag(fs, &vectors, index.KindAuto)
+	index.Flag(fs, &vectors, index.KindFlat)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	token := fs.String("token", os.Getenv("PRODSEARCH_TOKEN"), "bearer token required by write endpoints (default $PRODSEARCH_TOKEN)")
 	slots := fs.Int("describe-slots", runtime.NumCPU(), "images described at once across requests")
