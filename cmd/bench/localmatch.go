@@ -250,6 +250,7 @@ func (d *viewDescriber) localRows(ctx context.Context, t catTask, base catMethod
 		var cs []cand
 		for j := range t.cat {
 			if cv[j] != nil {
+				// base has one view a side (oneImageSearch).
 				cs = append(cs, cand{j: j, global: vek32.Dot(qv[i][0], cv[j][0])})
 			}
 		}
