@@ -24,7 +24,9 @@ type TensorFile struct {
 	File   string `json:"file"` // relative to the bundle's JSON file
 	SHA256 string `json:"sha256"`
 	// Half stores the weights as IEEE float16, halving the file; descriptors
-	// then differ from float32 weights by about 1e-4 in cosine.
+	// then differ from float32 weights by about 1e-4 in cosine. A fine-tuned
+	// tail stays float32: the ONNX file rebuilt from it must match its
+	// recorded sha256 byte for byte.
 	Half bool `json:"half,omitempty"`
 }
 
@@ -34,11 +36,13 @@ func TensorPath(path string) string {
 }
 
 // slot is one weight array of the bundle tree under its tensor name; shape
-// is what the recipe says it must be.
+// is what the recipe says it must be, and exact keeps it float32 whatever
+// TensorFile.Half says.
 type slot struct {
 	name  string
 	ptr   *[]float32
 	shape []uint64
+	exact bool
 }
 
 // slots lists the weight arrays stored in this bundle's own tensor file:
@@ -62,7 +66,7 @@ func (b *Bundle) slots() []slot {
 			for j, d := range t.Dims {
 				shape[j] = uint64(max(d, 0))
 			}
-			out = append(out, slot{"finetuned." + t.Name, &t.Data, shape})
+			out = append(out, slot{name: "finetuned." + t.Name, ptr: &t.Data, shape: shape, exact: true})
 		}
 	}
 	for i := range b.Heads {
@@ -71,12 +75,12 @@ func (b *Bundle) slots() []slot {
 		if h.Hidden > 0 {
 			in = h.Hidden
 			out = append(out,
-				slot{fmt.Sprintf("heads.%d.w1", i), &h.W1, dims(h.Hidden, h.In)},
-				slot{fmt.Sprintf("heads.%d.b1", i), &h.B1, dims(h.Hidden)})
+				slot{name: fmt.Sprintf("heads.%d.w1", i), ptr: &h.W1, shape: dims(h.Hidden, h.In)},
+				slot{name: fmt.Sprintf("heads.%d.b1", i), ptr: &h.B1, shape: dims(h.Hidden)})
 		}
 		out = append(out,
-			slot{fmt.Sprintf("heads.%d.mean", i), &h.Mean, dims(h.In)},
-			slot{fmt.Sprintf("heads.%d.w", i), &h.W, dims(h.Out, in)})
+			slot{name: fmt.Sprintf("heads.%d.mean", i), ptr: &h.Mean, shape: dims(h.In)},
+			slot{name: fmt.Sprintf("heads.%d.w", i), ptr: &h.W, shape: dims(h.Out, in)})
 	}
 	return out
 }
@@ -133,7 +137,7 @@ func (b *Bundle) writeTensors(path string) (*TensorFile, error) {
 		}
 		var data []byte
 		dt := safetensors.F32
-		if half {
+		if half && !s.exact {
 			dt = safetensors.F16
 			data = make([]byte, 0, 2*len(v))
 			for _, f := range v {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,6 +87,34 @@ func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
 	}
 	if c := vectest.Cosine(b.Heads.Apply(x), hb.Heads.Apply(x)); c < 0.999 {
 		t.Fatalf("half-precision weights: cosine %v", c)
+	}
+}
+
+// A fine-tuned tail keeps float32 in a half-precision file: the ONNX file
+// rebuilt from it must hash to what the bundle recorded, while the heads
+// are rounded to float16.
+func TestHalfKeepsFineTunedTailExact(t *testing.T) {
+	b := trained(t, 3)
+	tail := []float32{0.1, 1e-5, 3.14159265, -2.7182817}
+	b.FineTuned = &FineTuned{BaseSHA256: b.Backbone.SHA256, File: "model.onnx", SHA256: strings.Repeat("b", 64),
+		Tensors: []TailTensor{{Name: "t1_W", Dims: []int64{2, 2}, Data: slices.Clone(tail)}}}
+	b.Tensors = &TensorFile{Half: true}
+	p := filepath.Join(t.TempDir(), "ft.json")
+	if err := b.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.FineTuned.Tensors[0].Data, tail) {
+		t.Errorf("tail %v after a half-precision save, want %v exactly", got.FineTuned.Tensors[0].Data, tail)
+	}
+	w, hw := b.Heads[0].W, got.Heads[0].W
+	for i := range w {
+		if hw[i] != vec.FromHalf(vec.Half(w[i])) {
+			t.Fatalf("head weight %d = %v, want its float16 rounding %v", i, hw[i], vec.FromHalf(vec.Half(w[i])))
+		}
 	}
 }
 
