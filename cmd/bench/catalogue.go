@@ -225,6 +225,12 @@ func catalogueCmd(fs *flag.FlagSet) runFunc {
 				fmt.Fprintf(w, "\n%s, %s: %d photos of %d classes against %d catalogue images\n", bref, t.name, len(t.photos), len(dataset.LabelSet(t.photos)), len(t.cat))
 				fmt.Fprintf(w, "%-4s %-52s %6s %6s %6s %7s %7s\n", "", "method", "R@1", "MRR", "R@5", "ΔR@1", "ΔMRR")
 				var off eval.Scores
+				report := func(m catMethod, s eval.Scores) {
+					r := catRow{Bundle: bref, Task: t.name, Group: m.group, Method: m.name, Photo: m.photo.String(), Cat: m.cat.String(),
+						Scores: s, DeltaR1: s.R1 - off.R1, DeltaRR: s.MRR - off.MRR}
+					rows = append(rows, r)
+					fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
+				}
 				for i, m := range methods {
 					s, err := d.score(ctx, t, m)
 					if err != nil {
@@ -233,23 +239,15 @@ func catalogueCmd(fs *flag.FlagSet) runFunc {
 					if i == 0 {
 						off = s
 					}
-					r := catRow{Bundle: bref, Task: t.name, Group: m.group, Method: m.name, Photo: m.photo.String(), Cat: m.cat.String(),
-						Scores: s, DeltaR1: s.R1 - off.R1, DeltaRR: s.MRR - off.MRR}
-					rows = append(rows, r)
-					fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
+					report(m, s)
 				}
 				if *groups == "" || keep["e"] {
-					base, crop := oneImageSearch(b)
-					ms, ss, err := d.localRows(ctx, t, base, crop, lo)
+					ms, ss, err := d.localRows(ctx, t, oneImageSearch(b), lo)
 					if err != nil {
 						return fmt.Errorf("%s, %s, local matching: %w", bref, t.name, err)
 					}
 					for i, m := range ms {
-						s := ss[i]
-						r := catRow{Bundle: bref, Task: t.name, Group: m.group, Method: m.name, Photo: m.photo.String(), Cat: m.cat.String(),
-							Scores: s, DeltaR1: s.R1 - off.R1, DeltaRR: s.MRR - off.MRR}
-						rows = append(rows, r)
-						fmt.Fprintf(w, "%-4s %-52s %6.3f %6.3f %6.3f %+7.3f %+7.3f\n", m.group, m.name, s.R1, s.MRR, s.R5, r.DeltaR1, r.DeltaRR)
+						report(m, ss[i])
 					}
 				}
 			}
@@ -260,20 +258,15 @@ func catalogueCmd(fs *flag.FlagSet) runFunc {
 
 // oneImageSearch is the plain search a store of one image per product gets
 // with b: photos described as b says, catalogue images with the centre crop
-// of b's one-image recipe when it has one. It returns that method and the
-// catalogue's crop.
-func oneImageSearch(b bundle.Bundle) (catMethod, float64) {
-	ownCrop := b.Describe.Crop
-	if b.IsEnsemble() {
-		ownCrop = b.Members[0].Bundle.Describe.Crop
-	}
+// of b's one-image recipe when it has one.
+func oneImageSearch(b bundle.Bundle) catMethod {
 	for _, r := range b.Recipes {
 		if r.Shape == bundle.ShapeOne && r.RefCrop != nil {
 			c := *r.RefCrop
-			return catMethod{"a", fmt.Sprintf("catalogue at the recipe's crop %g", c), catSide{views: []catView{own}}, catSide{views: []catView{{crop: c}}}}, c
+			return catMethod{"a", fmt.Sprintf("catalogue at the recipe's crop %g", c), catSide{views: []catView{own}}, catSide{views: []catView{{crop: c}}}}
 		}
 	}
-	return catMethod{"off", "bundle settings on both sides", catSide{views: []catView{own}}, catSide{views: []catView{own}}}, ownCrop
+	return catMethod{"off", "bundle settings on both sides", catSide{views: []catView{own}}, catSide{views: []catView{own}}}
 }
 
 // catTasks builds the validation side and, with tests, the test side.

@@ -58,8 +58,8 @@ type localExtractor struct {
 
 // newLocalExtractor opens the first member's backbone of b (the bundle's own
 // for a single one) with photos cropped as b crops them and catalogue
-// images cropped catCrop (0 = whole), both at opt.scale.
-func newLocalExtractor(b bundle.Bundle, catCrop float64, opt localOpts) (*localExtractor, error) {
+// images as the view cat says, both at opt.scale.
+func newLocalExtractor(b bundle.Bundle, cat catView, opt localOpts) (*localExtractor, error) {
 	if b.IsEnsemble() {
 		b = b.Members[0].Bundle
 	}
@@ -78,13 +78,15 @@ func newLocalExtractor(b bundle.Bundle, catCrop float64, opt localOpts) (*localE
 		sess.Destroy()
 		return nil, err
 	}
-	set.Crop = catCrop
-	cat, err := describe.New(sess, set)
+	if !cat.own {
+		set.Crop = cat.crop
+	}
+	catDesc, err := describe.New(sess, set)
 	if err != nil {
 		sess.Destroy()
 		return nil, err
 	}
-	return &localExtractor{sess: sess, photo: photo, cat: cat, opt: opt}, nil
+	return &localExtractor{sess: sess, photo: photo, cat: catDesc, opt: opt}, nil
 }
 
 func (e *localExtractor) Close() { e.sess.Destroy() }
@@ -214,7 +216,7 @@ func inliers(q, c localFeat, opt localOpts, rng *rand.Rand) int {
 // base: every photo's top opt.top catalogue images by global similarity are
 // re-scored with their inliers at each weight, and one row per weight is
 // returned (weight 0 is the base itself).
-func (d *viewDescriber) localRows(ctx context.Context, t catTask, base catMethod, catCrop float64, opt localOpts) ([]catMethod, []eval.Scores, error) {
+func (d *viewDescriber) localRows(ctx context.Context, t catTask, base catMethod, opt localOpts) ([]catMethod, []eval.Scores, error) {
 	qv, err := d.vectors(ctx, t.photos, base.photo)
 	if err != nil {
 		return nil, nil, err
@@ -223,7 +225,7 @@ func (d *viewDescriber) localRows(ctx context.Context, t catTask, base catMethod
 	if err != nil {
 		return nil, nil, err
 	}
-	ex, err := newLocalExtractor(d.base, catCrop, opt)
+	ex, err := newLocalExtractor(d.base, base.cat.views[0], opt)
 	if err != nil {
 		return nil, nil, err
 	}
