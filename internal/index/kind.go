@@ -21,8 +21,8 @@ const (
 // AutoHNSWMin is where KindAuto switches from exact to HNSW search. An exact
 // scan grows with the catalogue (100k x 1,536-d: search p99 49 ms on two
 // idle cores, memory-bound) while HNSW stays under 4 ms; below 20k the scan
-// takes a few milliseconds and a graph is not worth building (100k took 4
-// minutes). Weaviate's dynamic index switches the same way, at 10k. auto is
+// costs a fifth of that or less and a graph is not worth building (100k took
+// 4 minutes). Weaviate's dynamic index switches the same way, at 10k. auto is
 // not a default: HNSW's recall depends on the data (see README, Serving).
 const AutoHNSWMin = 20000
 
