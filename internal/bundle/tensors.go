@@ -26,7 +26,8 @@ type TensorFile struct {
 	// Half stores the weights as IEEE float16, halving the file; descriptors
 	// then differ from float32 weights by about 1e-4 in cosine. A fine-tuned
 	// tail stays float32: the ONNX file rebuilt from it must match its
-	// recorded sha256 byte for byte.
+	// recorded sha256 byte for byte, unless its values are float16 values
+	// already (FineTuned.RoundHalf), which float16 then stores exactly.
 	Half bool `json:"half,omitempty"`
 }
 
@@ -85,6 +86,16 @@ func (b *Bundle) slots() []slot {
 	return out
 }
 
+// halfExact reports whether float16 holds every value of v exactly.
+func halfExact(v []float32) bool {
+	for _, f := range v {
+		if vec.FromHalf(vec.Half(f)) != f {
+			return false
+		}
+	}
+	return true
+}
+
 func dims(d ...int) []uint64 {
 	out := make([]uint64, len(d))
 	for i, v := range d {
@@ -137,7 +148,7 @@ func (b *Bundle) writeTensors(path string) (*TensorFile, error) {
 		}
 		var data []byte
 		dt := safetensors.F32
-		if half && !s.exact {
+		if half && (!s.exact || halfExact(v)) {
 			dt = safetensors.F16
 			data = make([]byte, 0, 2*len(v))
 			for _, f := range v {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nlpodyssey/safetensors"
+
 	"prodsearch/internal/describe"
 	"prodsearch/internal/vec"
 	"prodsearch/internal/vec/vectest"
@@ -115,6 +117,29 @@ func TestHalfKeepsFineTunedTailExact(t *testing.T) {
 		if hw[i] != vec.FromHalf(vec.Half(w[i])) {
 			t.Fatalf("head weight %d = %v, want its float16 rounding %v", i, hw[i], vec.FromHalf(vec.Half(w[i])))
 		}
+	}
+
+	// A tail rounded to float16 values is stored as float16, exactly.
+	b.FineTuned = b.FineTuned.RoundHalf()
+	if slices.Equal(b.FineTuned.Tensors[0].Data, tail) {
+		t.Fatal("RoundHalf changed nothing")
+	}
+	if err := b.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = Load(p); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.FineTuned.Tensors[0].Data, b.FineTuned.Tensors[0].Data) {
+		t.Errorf("rounded tail %v read back as %v", b.FineTuned.Tensors[0].Data, got.FineTuned.Tensors[0].Data)
+	}
+	data, _ := os.ReadFile(TensorPath(p))
+	st, err := safetensors.Deserialize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tv, _ := st.Tensor("finetuned.t1_W"); tv.DType() != safetensors.F16 {
+		t.Errorf("rounded tail stored as %v, want F16", tv.DType())
 	}
 }
 

@@ -28,10 +28,12 @@ import (
 	"strings"
 	"time"
 
+	"prodsearch/internal/backbone"
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
+	"prodsearch/internal/onnxgraph"
 	"prodsearch/internal/rerank"
 	"prodsearch/internal/runs"
 	"prodsearch/internal/train"
@@ -131,9 +133,6 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
-	}
-	if cfg.Refit && cfg.Train.FineTuneBlocks > 0 {
-		return nil, errors.New("recipe: a refit of fine-tuned members is not supported")
 	}
 	res := &Result{Chosen: map[string]describe.Settings{}, Runs: map[string]*runs.Summary{}, Refits: map[string]*runs.Summary{}}
 	items, _ := runs.UsableItems(cfg.Data)
@@ -376,6 +375,20 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 		data += " + catalogue images of " + c.cfg.Provenance.Catalogue
 	}
 	spec := runs.TrainSpec{Data: data, Base: base, Config: c.cfg.Train, ValFrac: c.cfg.ValFrac, AugViews: views, Keep: c.cfg.Keep, Patience: c.cfg.Patience}
+	trainRun := runs.Train
+	if spec.Config.FineTuneBlocks > 0 {
+		if len(base.Backbone.Blocks) == 0 {
+			// A backbone with no trainable blocks listed (the int8
+			// model) joins with a head only, like every member would
+			// without fine-tuning.
+			spec.Config.FineTuneBlocks = 0
+			if !refit {
+				c.logf("%s lists no trainable blocks: training its head only\n", name)
+			}
+		} else {
+			trainRun = runs.FineTune
+		}
+	}
 	if refit {
 		// The held-out run chose the epochs; the refit trains that many.
 		run = name + "-all"
@@ -386,10 +399,6 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 		c.logf("training %s (%s):\n", name, settingsName(base.Describe))
 	}
 	_, statErr := os.Stat(filepath.Join(runsDir, run, "run.json"))
-	trainRun := runs.Train
-	if c.cfg.Train.FineTuneBlocks > 0 {
-		trainRun = runs.FineTune
-	}
 	sum, err := trainRun(ctx, eng, set, spec, runs.TrainOptions{
 		Dir: runsDir, Run: run, Resume: statErr == nil, Files: c.cfg.Files, Log: c.cfg.Log, Progress: c.cfg.Progress,
 		Engine: c.cfg.Engine,
@@ -610,6 +619,11 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 		if c.cfg.Half {
 			mb.Tensors = &bundle.TensorFile{Half: true}
 		}
+		if mb.FineTuned != nil {
+			if mb.FineTuned, err = c.placeFineTuned(mb); err != nil {
+				return bundle.Bundle{}, err
+			}
+		}
 		path := filepath.Join(c.cfg.Out, "members", mb.Name+".json")
 		if err := mb.Save(path); err != nil {
 			return bundle.Bundle{}, err
@@ -636,6 +650,42 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 		return bundle.Bundle{}, err
 	}
 	return model, nil
+}
+
+// placeFineTuned gives a fine-tuned member its own ONNX file beside it in
+// OUT/members (every checkpoint names its file model.onnx), with the tail
+// rounded to float16 values under Config.Half so that the half-precision
+// tensor file holds it exactly. The file is rebuilt from the base model and
+// the tail, and its sha256 recorded; a copy that lacks it (the repository
+// keeps the tensors only) rebuilds the same bytes when the model is opened.
+func (c *builder) placeFineTuned(mb bundle.Bundle) (*bundle.FineTuned, error) {
+	ft := mb.FineTuned.Copy()
+	if c.cfg.Half {
+		ft = mb.FineTuned.RoundHalf()
+	}
+	ft.File = mb.Name + ".onnx"
+	modelDir, err := backbone.FindModelDir(c.cfg.Engine.ModelDir)
+	if err != nil {
+		return nil, err
+	}
+	path, err := mb.Backbone.ModelPath(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := onnxgraph.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	data, sha, err := ft.Build(m)
+	if err != nil {
+		return nil, err
+	}
+	ft.SHA256 = sha
+	dir := filepath.Join(c.cfg.Out, "members")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	return ft, bundle.WriteFileAtomic(filepath.Join(dir, ft.File), data)
 }
 
 // DataHash identifies training data by content: sha256 over the sorted

@@ -20,6 +20,7 @@ import (
 	"prodsearch/internal/runs"
 	"prodsearch/internal/testenv"
 	"prodsearch/internal/train"
+	"prodsearch/internal/vec"
 )
 
 // product draws class c's product: two colours in stripes whose count and
@@ -95,19 +96,24 @@ func shop(t *testing.T, dir string, classes, photos int) (data, cat *dataset.Set
 	return data, cat
 }
 
-func TestBuildWritesOneModel(t *testing.T) {
+// buildShop builds a half-precision, refit model of the int8 and the
+// float coral_mnv2 backbones on a tiny shop, fine-tuning the last blocks
+// of each backbone that lists them.
+func buildShop(t *testing.T, blocks int) (res *Result, out string, data, cat *dataset.Set, log *bytes.Buffer) {
+	t.Helper()
 	models, lib := testenv.Models(t)
 	tmp := t.TempDir()
 	dataDir := filepath.Join(tmp, "data")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	data, cat := shop(t, dataDir, 8, 5)
+	data, cat = shop(t, dataDir, 8, 5)
 	cfg := train.DefaultConfig()
 	// No whitening: a 1280-d eigendecomposition would dominate the test.
 	cfg.Dim, cfg.Whiten, cfg.Epochs, cfg.BatchP, cfg.BatchK = 16, train.WhitenNone, 3, 4, 2
-	out := filepath.Join(tmp, "model")
-	var log bytes.Buffer
+	cfg.FineTuneBlocks = blocks
+	out = filepath.Join(tmp, "model")
+	log = &bytes.Buffer{}
 	res, err := Build(context.Background(), Config{
 		Data: data, Catalogue: cat, Backbones: []string{"mnv2_int8", "coral_mnv2"},
 		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2, Refit: true, TrainOnCatalogue: true,
@@ -115,7 +121,7 @@ func TestBuildWritesOneModel(t *testing.T) {
 		Engine:     bundle.Options{ModelDir: models, Library: lib, Threads: 1},
 		Files:      describe.FileOptions{Batch: 8},
 		Provenance: bundle.Provenance{Command: "test", Data: "train.tsv", Catalogue: "cat.tsv"},
-		Log:        &log,
+		Log:        log,
 	})
 	if err != nil {
 		t.Fatal(err, "\n", log.String())
@@ -126,6 +132,11 @@ func TestBuildWritesOneModel(t *testing.T) {
 	if len(entries) != 2 {
 		t.Fatalf("wrote outside --out: %v", entries)
 	}
+	return res, out, data, cat, log
+}
+
+func TestBuildWritesOneModel(t *testing.T) {
+	res, out, data, cat, log := buildShop(t, 0)
 	m, err := bundle.Load(filepath.Join(out, "model.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +191,58 @@ func TestBuildWritesOneModel(t *testing.T) {
 		if settingsName(mb.Bundle.Describe) != settingsName(want) {
 			t.Errorf("member %d describes with %v, chosen %v", i, mb.Bundle.Describe, want)
 		}
+	}
+}
+
+// TestBuildRefitsFineTunedMembers builds with the last block fine-tuned:
+// the int8 member, which lists no trainable block, joins with a head only;
+// the float member's refit is fine-tuned too, its tail is stored as float16
+// and its ONNX file, named after it, is rebuilt from the base model when
+// missing (as in a fresh clone of a shipped model).
+func TestBuildRefitsFineTunedMembers(t *testing.T) {
+	res, out, _, _, log := buildShop(t, 1)
+	if !strings.Contains(log.String(), "mnv2_int8 lists no trainable blocks") || !strings.Contains(log.String(), "refit: fine-tuning 1 block(s) of coral_mnv2") {
+		t.Errorf("log:\n%s", log)
+	}
+	held, refit := res.Runs["coral_mnv2"], res.Refits["coral_mnv2"]
+	if refit == nil || refit.Best.Metrics.Epoch != held.Best.Metrics.Epoch {
+		t.Fatalf("refit %+v after held-out best %s", refit, held.Best.Ref())
+	}
+	onnx := filepath.Join(out, "members", "coral_mnv2.onnx")
+	first, err := os.ReadFile(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(onnx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := bundle.Load(filepath.Join(out, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Members[0].Bundle.FineTuned != nil {
+		t.Error("the int8 member is fine-tuned")
+	}
+	ft := m.Members[1].Bundle.FineTuned
+	if ft == nil || ft.File != "coral_mnv2.onnx" {
+		t.Fatalf("coral_mnv2 fine-tuned: %+v", ft)
+	}
+	for _, tt := range ft.Tensors {
+		for _, v := range tt.Data {
+			if vec.FromHalf(vec.Half(v)) != v {
+				t.Fatalf("tail tensor %s holds %v, not a float16 value", tt.Name, v)
+			}
+		}
+	}
+	models, lib := testenv.Models(t)
+	eng, err := bundle.Open(m, bundle.Options{ModelDir: models, Library: lib, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Close()
+	again, err := os.ReadFile(onnx)
+	if err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("rebuilt %s differs from the one the build wrote (%v)", onnx, err)
 	}
 }
 

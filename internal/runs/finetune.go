@@ -27,8 +27,8 @@ const FineTunedModelFile = "model.onnx"
 // opt.TrunkCache (default: the run's folder), so an epoch costs only the
 // tail, in Go. Every checkpoint holds a complete bundle whose backbone is
 // the fine-tuned ONNX model written beside it, run by ONNX Runtime like any
-// other model. Validation classes, checkpoints, curves, retention and
-// patience are those of Train.
+// other model. Validation classes, checkpoints, curves, retention,
+// patience and the refit (spec.Refit) are those of Train.
 func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, opt TrainOptions) (*Summary, error) {
 	start := time.Now()
 	cfg := spec.Config
@@ -109,7 +109,12 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 	opt.logf("trunk of %s up to %s: %d images x %d views, %.2f GB of float16 in %s (%s)\n", bspec.Name, cut, len(paths), len(views), float64(store.bytes)/1e9, cacheDir, time.Since(t0).Round(time.Second))
 
 	trIdx, valIdx := train.HoldOutClasses(labels, spec.ValFrac, cfg.Seed)
-	if len(valIdx) == 0 || len(trIdx) == 0 {
+	if spec.Refit {
+		trIdx, valIdx = append(trIdx, valIdx...), nil
+		if countClasses(labels) < 2 {
+			return nil, errors.New("train: need at least two usable classes")
+		}
+	} else if len(valIdx) == 0 || len(trIdx) == 0 {
 		return nil, errors.New("train: need at least two usable classes to hold one out for validation")
 	}
 	var trY, valY []string
@@ -130,19 +135,29 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 	for i := range valAll {
 		valAll[i] = i
 	}
+	// valMAP scores the tail and heads on the held-out classes; a refit
+	// has none.
 	valMAP := func(p float64, heads describe.Heads) (float64, float64, error) {
+		if spec.Refit {
+			return 0, 0, nil
+		}
 		x, err := train.DescribeTrunk(ctx, tail, valSrc, valAll, 0, p)
 		if err != nil {
 			return 0, 0, err
 		}
 		return train.ValMAP(heads.ApplyBatch(x), valY)
 	}
-	opt.logf("fine-tuning %d block(s) of %s (%d tensors from %s) on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
-		k, bspec.Name, len(tail.Params()), cut, len(trIdx), countClasses(trY), len(valIdx), len(valClasses), len(views))
-	if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = valMAP(p0, nil); err != nil {
-		return nil, err
+	if spec.Refit {
+		opt.logf("refit: fine-tuning %d block(s) of %s (%d tensors from %s) on %d images of all %d classes for %d epoch(s), nothing held out, %d view(s) per image\n",
+			k, bspec.Name, len(tail.Params()), cut, len(trIdx), countClasses(trY), cfg.Epochs, len(views))
+	} else {
+		opt.logf("fine-tuning %d block(s) of %s (%d tensors from %s) on %d images of %d classes, validating on %d images of %d held-out classes, %d view(s) per image\n",
+			k, bspec.Name, len(tail.Params()), cut, len(trIdx), countClasses(trY), len(valIdx), len(valClasses), len(views))
+		if sum.Frozen.ValMAP, sum.Frozen.ValR1, err = valMAP(p0, nil); err != nil {
+			return nil, err
+		}
+		opt.logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
 	}
-	opt.logf("frozen descriptor: val mAP %.4f, R@1 %.3f\n", sum.Frozen.ValMAP, sum.Frozen.ValR1)
 
 	book := &epochBook{spec: &spec, runDir: runDir, existing: existing, sum: sum, logf: opt.logf, bestEpoch: -1, bestMAP: -1}
 	onEpoch := func(e train.FineTuneEpoch) error {
