@@ -112,6 +112,20 @@ func (f *FineTuned) Build(base *onnxgraph.Model) ([]byte, string, error) {
 	return data, hex.EncodeToString(sum[:]), nil
 }
 
+// BuildFrom is Build on the base model, read from modelDir and checked
+// against base's sha256.
+func (f *FineTuned) BuildFrom(base backbone.Spec, modelDir string) ([]byte, string, error) {
+	path, err := base.ModelPath(modelDir)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := onnxgraph.Load(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return f.Build(m)
+}
+
 // modelSpec returns the spec that opens the fine-tuned model: the base spec
 // with the file beside the bundle (dir) and its sha256. A missing or
 // corrupted file is rebuilt from the base model in modelDir and the tail
@@ -129,17 +143,9 @@ func (f *FineTuned) modelSpec(base backbone.Spec, dir, modelDir string) (backbon
 	if _, err := spec.ModelPath(modelDir); err == nil {
 		return spec, nil
 	}
-	basePath, err := base.ModelPath(modelDir)
+	data, sum, err := f.BuildFrom(base, modelDir)
 	if err != nil {
 		return spec, fmt.Errorf("rebuilding fine-tuned model %s: %w", f.File, err)
-	}
-	m, err := onnxgraph.Load(basePath)
-	if err != nil {
-		return spec, err
-	}
-	data, sum, err := f.Build(m)
-	if err != nil {
-		return spec, err
 	}
 	if sum != f.SHA256 {
 		return spec, fmt.Errorf("rebuilding fine-tuned model %s: got sha256 %s, the bundle expects %s", f.File, sum, f.SHA256)

@@ -33,7 +33,6 @@ import (
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
 	"prodsearch/internal/eval"
-	"prodsearch/internal/onnxgraph"
 	"prodsearch/internal/rerank"
 	"prodsearch/internal/runs"
 	"prodsearch/internal/train"
@@ -668,15 +667,7 @@ func (c *builder) placeFineTuned(mb bundle.Bundle) (*bundle.FineTuned, error) {
 	if err != nil {
 		return nil, err
 	}
-	path, err := mb.Backbone.ModelPath(modelDir)
-	if err != nil {
-		return nil, err
-	}
-	m, err := onnxgraph.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	data, sha, err := ft.Build(m)
+	data, sha, err := ft.BuildFrom(mb.Backbone, modelDir)
 	if err != nil {
 		return nil, err
 	}

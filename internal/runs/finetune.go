@@ -108,14 +108,9 @@ func FineTune(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec
 	defer store.Close()
 	opt.logf("trunk of %s up to %s: %d images x %d views, %.2f GB of float16 in %s (%s)\n", bspec.Name, cut, len(paths), len(views), float64(store.bytes)/1e9, cacheDir, time.Since(t0).Round(time.Second))
 
-	trIdx, valIdx := train.HoldOutClasses(labels, spec.ValFrac, cfg.Seed)
-	if spec.Refit {
-		trIdx, valIdx = append(trIdx, valIdx...), nil
-		if countClasses(labels) < 2 {
-			return nil, errors.New("train: need at least two usable classes")
-		}
-	} else if len(valIdx) == 0 || len(trIdx) == 0 {
-		return nil, errors.New("train: need at least two usable classes to hold one out for validation")
+	trIdx, valIdx, err := splitClasses(labels, spec)
+	if err != nil {
+		return nil, err
 	}
 	var trY, valY []string
 	valClasses := map[string]bool{}

@@ -138,14 +138,9 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		x = append(x, append([][]float32{base}, vs[nBase:]...))
 		labels = append(labels, items[i].Label)
 	}
-	trIdx, valIdx := train.HoldOutClasses(labels, spec.ValFrac, spec.Config.Seed)
-	if spec.Refit {
-		trIdx, valIdx = append(trIdx, valIdx...), nil
-		if countClasses(labels) < 2 {
-			return nil, errors.New("train: need at least two usable classes")
-		}
-	} else if len(valIdx) == 0 || len(trIdx) == 0 {
-		return nil, errors.New("train: need at least two usable classes to hold one out for validation")
+	trIdx, valIdx, err := splitClasses(labels, spec)
+	if err != nil {
+		return nil, err
 	}
 	var trX [][][]float32
 	var trY, valY []string
@@ -219,6 +214,22 @@ func Train(ctx context.Context, eng Trainer, set *dataset.Set, spec TrainSpec, o
 		})
 	}
 	return finish(sum, opt, start, err)
+}
+
+// splitClasses returns the indices of labels to train on and to validate
+// on: spec.ValFrac of the classes held out, or none for a refit.
+func splitClasses(labels []string, spec TrainSpec) (trIdx, valIdx []int, err error) {
+	trIdx, valIdx = train.HoldOutClasses(labels, spec.ValFrac, spec.Config.Seed)
+	if spec.Refit {
+		if countClasses(labels) < 2 {
+			return nil, nil, errors.New("train: need at least two usable classes")
+		}
+		return append(trIdx, valIdx...), nil, nil
+	}
+	if len(valIdx) == 0 || len(trIdx) == 0 {
+		return nil, nil, errors.New("train: need at least two usable classes to hold one out for validation")
+	}
+	return trIdx, valIdx, nil
 }
 
 // finish completes a run's summary with its best checkpoint and wall time.
