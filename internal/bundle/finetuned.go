@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,10 +45,11 @@ func (f *FineTuned) clone() *FineTuned {
 	return &c
 }
 
-// Copy returns a copy that shares nothing with f, tensor data included.
+// Copy returns a copy that shares nothing with f.
 func (f *FineTuned) Copy() *FineTuned {
 	c := f.clone()
 	for i := range c.Tensors {
+		c.Tensors[i].Dims = slices.Clone(c.Tensors[i].Dims)
 		c.Tensors[i].Data = slices.Clone(c.Tensors[i].Data)
 	}
 	return c
@@ -84,15 +86,20 @@ func (f *FineTuned) validate(base backbone.Spec) error {
 // RoundHalf returns a copy whose tensors are rounded to float16 values, so
 // that a half-precision tensor file stores them exactly and halves the tail
 // (the ONNX file's sha256 changes with them: Build it again). The rounding
-// moves a descriptor by about 1e-4 in cosine, like the heads' rounding.
-func (f *FineTuned) RoundHalf() *FineTuned {
+// moves a descriptor by about 1e-4 in cosine, like the heads' rounding. A
+// value beyond float16's range is an error, not an infinity.
+func (f *FineTuned) RoundHalf() (*FineTuned, error) {
 	c := f.Copy()
 	for _, t := range c.Tensors {
 		for j, v := range t.Data {
-			t.Data[j] = vec.FromHalf(vec.Half(v))
+			h := vec.FromHalf(vec.Half(v))
+			if math.IsInf(float64(h), 0) && !math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("fine-tuned tensor %q: %g does not fit in float16", t.Name, v)
+			}
+			t.Data[j] = h
 		}
 	}
-	return c
+	return c, nil
 }
 
 // Build writes the base model with the tail tensors replaced and returns

@@ -92,9 +92,9 @@ func TestSaveWritesWeightsAsSafetensors(t *testing.T) {
 	}
 }
 
-// A fine-tuned tail keeps float32 in a half-precision file: the ONNX file
-// rebuilt from it must hash to what the bundle recorded, while the heads
-// are rounded to float16.
+// A fine-tuned tail keeps float32 in a half-precision file, unless it holds
+// float16 values already: the ONNX file rebuilt from it must hash to what
+// the bundle recorded, while the heads are rounded to float16.
 func TestHalfKeepsFineTunedTailExact(t *testing.T) {
 	b := trained(t, 3)
 	tail := []float32{0.1, 1e-5, 3.14159265, -2.7182817}
@@ -119,10 +119,14 @@ func TestHalfKeepsFineTunedTailExact(t *testing.T) {
 		}
 	}
 
-	// A tail rounded to float16 values is stored as float16, exactly.
-	b.FineTuned = b.FineTuned.RoundHalf()
-	if slices.Equal(b.FineTuned.Tensors[0].Data, tail) {
-		t.Fatal("RoundHalf changed nothing")
+	// A tail rounded to float16 values is stored as float16, exactly;
+	// the original is left as it was.
+	orig := b.FineTuned
+	if b.FineTuned, err = orig.RoundHalf(); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(b.FineTuned.Tensors[0].Data, tail) || !slices.Equal(orig.Tensors[0].Data, tail) {
+		t.Fatalf("RoundHalf: %v from %v", b.FineTuned.Tensors[0].Data, orig.Tensors[0].Data)
 	}
 	if err := b.Save(p); err != nil {
 		t.Fatal(err)
@@ -133,13 +137,20 @@ func TestHalfKeepsFineTunedTailExact(t *testing.T) {
 	if !slices.Equal(got.FineTuned.Tensors[0].Data, b.FineTuned.Tensors[0].Data) {
 		t.Errorf("rounded tail %v read back as %v", b.FineTuned.Tensors[0].Data, got.FineTuned.Tensors[0].Data)
 	}
-	data, _ := os.ReadFile(TensorPath(p))
+	data, err := os.ReadFile(TensorPath(p))
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := safetensors.Deserialize(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tv, _ := st.Tensor("finetuned.t1_W"); tv.DType() != safetensors.F16 {
 		t.Errorf("rounded tail stored as %v, want F16", tv.DType())
+	}
+	big := &FineTuned{Tensors: []TailTensor{{Name: "w", Dims: []int64{1}, Data: []float32{1e6}}}}
+	if _, err := big.RoundHalf(); err == nil {
+		t.Error("RoundHalf turned 1e6 into an infinity without an error")
 	}
 }
 

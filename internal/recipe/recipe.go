@@ -8,6 +8,8 @@
 //
 //	OUT/model.json          the model: ensemble, recipes per shape, provenance
 //	OUT/members/NAME.json   one member's recipe, its weights in NAME.safetensors
+//	OUT/members/NAME.onnx   a fine-tuned member's ONNX model (rebuilt from the
+//	                        base model and its tail when missing)
 //	OUT/MODEL.md            how it was chosen, with the validation figures
 //	OUT/runs/NAME/          the training runs (checkpoints, curves)
 //	OUT/runs/NAME-all/      the refit runs (Config.Refit)
@@ -348,8 +350,9 @@ func (c *builder) chooseSettings(ctx context.Context, name string) (describe.Set
 	return best.Settings, nil
 }
 
-// trainMember trains the head of one backbone with its chosen settings and
-// returns its best checkpoint. A run left by an earlier build is resumed:
+// trainMember trains the head of one backbone with its chosen settings (and
+// its last blocks, Config.Train.FineTuneBlocks, where its spec lists them)
+// and returns its best checkpoint. A run left by an earlier build is resumed:
 // the recipe is seeded, so the same checkpoints come out.
 func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set, refit bool) (bundle.Bundle, error) {
 	base, err := bundle.Default(name)
@@ -380,7 +383,7 @@ func (c *builder) trainMember(ctx context.Context, name string, set *dataset.Set
 			// A backbone with no trainable blocks listed (the int8
 			// model) joins with a head only, like every member would
 			// without fine-tuning.
-			spec.Config.FineTuneBlocks = 0
+			spec.Config.FineTuneBlocks, spec.Config.TailLR, spec.Config.GeMLR = 0, 0, 0
 			if !refit {
 				c.logf("%s lists no trainable blocks: training its head only\n", name)
 			}
@@ -639,6 +642,16 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 	if len(members) == 1 {
 		model = members[0]
 		model.Recipes, model.Provenance = recipes, &prov
+		if ft := model.FineTuned; ft != nil {
+			// model.json names the member's ONNX file beside itself.
+			data, err := os.ReadFile(filepath.Join(c.cfg.Out, "members", ft.File))
+			if err != nil {
+				return bundle.Bundle{}, fmt.Errorf("recipe: %w", err)
+			}
+			if err := bundle.WriteFileAtomic(filepath.Join(c.cfg.Out, ft.File), data); err != nil {
+				return bundle.Bundle{}, err
+			}
+		}
 	} else {
 		for i, mb := range members {
 			model.Members = append(model.Members, bundle.Member{Bundle: mb, Weight: w[i]})
@@ -658,25 +671,33 @@ func (c *builder) write(members []bundle.Bundle, w []float64, recipes []bundle.R
 // the tail, and its sha256 recorded; a copy that lacks it (the repository
 // keeps the tensors only) rebuilds the same bytes when the model is opened.
 func (c *builder) placeFineTuned(mb bundle.Bundle) (*bundle.FineTuned, error) {
-	ft := mb.FineTuned.Copy()
+	var ft *bundle.FineTuned
 	if c.cfg.Half {
-		ft = mb.FineTuned.RoundHalf()
+		var err error
+		if ft, err = mb.FineTuned.RoundHalf(); err != nil {
+			return nil, fmt.Errorf("recipe: member %s: %w", mb.Name, err)
+		}
+	} else {
+		ft = mb.FineTuned.Copy()
 	}
 	ft.File = mb.Name + ".onnx"
 	modelDir, err := backbone.FindModelDir(c.cfg.Engine.ModelDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("recipe: member %s: %w", mb.Name, err)
 	}
 	data, sha, err := ft.BuildFrom(mb.Backbone, modelDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("recipe: member %s: %w", mb.Name, err)
 	}
 	ft.SHA256 = sha
 	dir := filepath.Join(c.cfg.Out, "members")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
-	return ft, bundle.WriteFileAtomic(filepath.Join(dir, ft.File), data)
+	if err := bundle.WriteFileAtomic(filepath.Join(dir, ft.File), data); err != nil {
+		return nil, fmt.Errorf("recipe: member %s: %w", mb.Name, err)
+	}
+	return ft, nil
 }
 
 // DataHash identifies training data by content: sha256 over the sorted

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nlpodyssey/safetensors"
+
 	"prodsearch/internal/bundle"
 	"prodsearch/internal/dataset"
 	"prodsearch/internal/describe"
@@ -96,10 +98,9 @@ func shop(t *testing.T, dir string, classes, photos int) (data, cat *dataset.Set
 	return data, cat
 }
 
-// buildShop builds a half-precision, refit model of the int8 and the
-// float coral_mnv2 backbones on a tiny shop, fine-tuning the last blocks
-// of each backbone that lists them.
-func buildShop(t *testing.T, blocks int) (res *Result, out string, data, cat *dataset.Set, log *bytes.Buffer) {
+// buildShop builds a half-precision, refit model of the backbones on a
+// tiny shop, fine-tuning the last blocks of each backbone that lists them.
+func buildShop(t *testing.T, blocks int, backbones ...string) (res *Result, out string, data, cat *dataset.Set, log *bytes.Buffer) {
 	t.Helper()
 	models, lib := testenv.Models(t)
 	tmp := t.TempDir()
@@ -115,7 +116,7 @@ func buildShop(t *testing.T, blocks int) (res *Result, out string, data, cat *da
 	out = filepath.Join(tmp, "model")
 	log = &bytes.Buffer{}
 	res, err := Build(context.Background(), Config{
-		Data: data, Catalogue: cat, Backbones: []string{"mnv2_int8", "coral_mnv2"},
+		Data: data, Catalogue: cat, Backbones: backbones,
 		Train: cfg, ValFrac: 0.5, Keep: runs.Retention{}, Patience: 2, Refit: true, TrainOnCatalogue: true,
 		Crops: []float64{0, 0.6}, Scale: 64, Half: true, Out: out,
 		Engine:     bundle.Options{ModelDir: models, Library: lib, Threads: 1},
@@ -136,7 +137,7 @@ func buildShop(t *testing.T, blocks int) (res *Result, out string, data, cat *da
 }
 
 func TestBuildWritesOneModel(t *testing.T) {
-	res, out, data, cat, log := buildShop(t, 0)
+	res, out, data, cat, log := buildShop(t, 0, "mnv2_int8", "coral_mnv2")
 	m, err := bundle.Load(filepath.Join(out, "model.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +201,7 @@ func TestBuildWritesOneModel(t *testing.T) {
 // and its ONNX file, named after it, is rebuilt from the base model when
 // missing (as in a fresh clone of a shipped model).
 func TestBuildRefitsFineTunedMembers(t *testing.T) {
-	res, out, _, _, log := buildShop(t, 1)
+	res, out, _, _, log := buildShop(t, 1, "mnv2_int8", "coral_mnv2")
 	if !strings.Contains(log.String(), "mnv2_int8 lists no trainable blocks") || !strings.Contains(log.String(), "refit: fine-tuning 1 block(s) of coral_mnv2") {
 		t.Errorf("log:\n%s", log)
 	}
@@ -234,6 +235,19 @@ func TestBuildRefitsFineTunedMembers(t *testing.T) {
 			}
 		}
 	}
+	data, err := os.ReadFile(filepath.Join(out, "members", "coral_mnv2.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := safetensors.Deserialize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range ft.Tensors {
+		if tv, ok := st.Tensor("finetuned." + tt.Name); !ok || tv.DType() != safetensors.F16 {
+			t.Errorf("tail tensor %s stored as %v (present %v), want F16", tt.Name, tv.DType(), ok)
+		}
+	}
 	models, lib := testenv.Models(t)
 	eng, err := bundle.Open(m, bundle.Options{ModelDir: models, Library: lib, Threads: 1})
 	if err != nil {
@@ -243,6 +257,27 @@ func TestBuildRefitsFineTunedMembers(t *testing.T) {
 	again, err := os.ReadFile(onnx)
 	if err != nil || !bytes.Equal(again, first) {
 		t.Fatalf("rebuilt %s differs from the one the build wrote (%v)", onnx, err)
+	}
+}
+
+// TestBuildOneFineTunedMember: a one-member model is that member, so its
+// ONNX file lies beside model.json too.
+func TestBuildOneFineTunedMember(t *testing.T) {
+	_, out, _, _, _ := buildShop(t, 1, "coral_mnv2")
+	m, err := bundle.Load(filepath.Join(out, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.FineTuned == nil {
+		t.Fatal("the model is not fine-tuned")
+	}
+	want, err := os.ReadFile(filepath.Join(out, "members", m.FineTuned.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, m.FineTuned.File))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%s beside model.json: %v", m.FineTuned.File, err)
 	}
 }
 
