@@ -129,7 +129,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 	fs.IntVar(&cfg.WhitenDim, "whiten-dim", cfg.WhitenDim, "whitening output dimension (0 = input)")
 	fs.Float64Var(&cfg.Shrink, "shrink", cfg.Shrink, "whitening eigenvalue shrinkage")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for the class hold-out, sampling and initialisation")
-	fs.IntVar(&cfg.FineTuneBlocks, "finetune-blocks", 0, "also train the backbone's last `K` blocks (1: MobileNetV1's last depthwise-separable block, MobileNetV2's last inverted residual + final 1x1 conv) and a GeM exponent; 0 = frozen backbone")
+	fs.IntVar(&cfg.FineTuneBlocks, "finetune-blocks", 0, "also train the backbone's last `K` blocks (1: MobileNetV1's last depthwise-separable block, MobileNetV2's last inverted residual + final 1x1 conv) and a GeM exponent; 0 = frozen backbone (build: a backbone that lists no blocks, like the int8 one, trains its head only)")
 	fs.Float64Var(&cfg.TailLR, "tail-lr", 1e-4, "peak learning rate of the fine-tuned blocks")
 	fs.Float64Var(&cfg.GeMLR, "gem-lr", 1e-2, "peak learning rate of the GeM exponent when fine-tuning")
 	fs.IntVar(&t.keep.Every, "keep-every", 10, "keep every N-th checkpoint besides the best and the last (0 = only those two)")
