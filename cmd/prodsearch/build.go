@@ -66,7 +66,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Data: set, Train: cfg, ValFrac: tf.valFrac, Aug: tf.aug, Patience: tf.patience, Keep: tf.keep,
 		TrainOnCatalogue: *trainCat, Refit: *refit, Crops: cropList, Scale: *shortSide, Half: *half, Out: *out,
 		Engine:     ef.engineOptions(),
-		Provenance: bundle.Provenance{Command: "prodsearch " + strings.Join(os.Args[1:], " "), Data: *data, Catalogue: *catalogue},
+		Provenance: bundle.Provenance{Command: shellLine(append([]string{"prodsearch"}, os.Args[1:]...)), Data: *data, Catalogue: *catalogue},
 		Log:        stdout,
 		Progress:   func(stage string) func(int, int) { return progress.New(stderr, stage).Update },
 	}
@@ -89,4 +89,18 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "model %s: %s\n", res.Model, describeBundle(res.Bundle))
 	return nil
+}
+
+// shellLine joins args into a line a shell reads back as the same
+// arguments: an empty one (--aug "") or one with spaces or quotes is
+// single-quoted, so the provenance's command can be run again.
+func shellLine(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~!") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
