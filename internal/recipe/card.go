@@ -56,7 +56,14 @@ func writeCard(path string, r *Result) error {
 	b.WriteString("\n## Members (leave-one-out validation mAP)\n\n| backbone | frozen | whitening only | best checkpoint | val mAP |\n|---|---|---|---|---|\n")
 	for _, name := range sortedRunNames(r) {
 		s := r.Runs[name]
-		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %s | %.4f |\n", name, s.Frozen.ValMAP, s.Whitened.ValMAP, s.Best.Ref(), s.Best.Metrics.ValMAP)
+		whitened := "–" // a fine-tuning run fits its whitening inside training
+		if s.Whitened.ValMAP > 0 {
+			whitened = fmt.Sprintf("%.4f", s.Whitened.ValMAP)
+		}
+		fmt.Fprintf(&b, "| %s | %.4f | %s | %s | %.4f |\n", name, s.Frozen.ValMAP, whitened, s.Best.Ref(), s.Best.Metrics.ValMAP)
+	}
+	if tuned := fineTunedMembers(r.Bundle); len(tuned) > 0 {
+		fmt.Fprintf(&b, "\nThe backbone's last blocks were fine-tuned with the head for %s; the other members trained a head only.\n", strings.Join(tuned, ", "))
 	}
 	if len(r.Refits) > 0 {
 		b.WriteString("\nThe model holds the refits: after every choice was made on the held-out classes, each member was trained once more on every training class (the validation ones too) for its best epoch count. The validation figures here are the held-out runs'; a refit has none of its own.\n\n| backbone | refit checkpoint | epochs |\n|---|---|---|\n")
@@ -75,6 +82,21 @@ func writeCard(path string, r *Result) error {
 		fmt.Fprintf(&b, "| %s | %s | %s | %.4f | %.3f | %.4f | %.3f |\n", rc.Shape, rc.Task, name, rc.Val.MAP, rc.Val.R1, rc.Plain.MAP, rc.Plain.R1)
 	}
 	return bundle.WriteFileAtomic(path, b.Bytes())
+}
+
+// fineTunedMembers names the members of m whose backbone's last blocks
+// were trained.
+func fineTunedMembers(m bundle.Bundle) []string {
+	if m.FineTuned != nil {
+		return []string{m.Name}
+	}
+	var out []string
+	for _, mb := range m.Members {
+		if mb.Bundle.FineTuned != nil {
+			out = append(out, mb.Bundle.Name)
+		}
+	}
+	return out
 }
 
 func sortedRunNames(r *Result) []string {

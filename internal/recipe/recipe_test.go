@@ -209,6 +209,10 @@ func TestBuildRefitsFineTunedMembers(t *testing.T) {
 	if refit == nil || refit.Best.Metrics.Epoch != held.Best.Metrics.Epoch {
 		t.Fatalf("refit %+v after held-out best %s", refit, held.Best.Ref())
 	}
+	card, _ := os.ReadFile(filepath.Join(out, "MODEL.md"))
+	if !strings.Contains(string(card), "fine-tuned with the head for coral_mnv2;") || !strings.Contains(string(card), "| coral_mnv2 | 0.") || strings.Contains(string(card), "| 0.0000 |") {
+		t.Errorf("model card:\n%s", card)
+	}
 	onnx := filepath.Join(out, "members", "coral_mnv2.onnx")
 	first, err := os.ReadFile(onnx)
 	if err != nil {
